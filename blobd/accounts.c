@@ -263,7 +263,7 @@ int accounts_uid_find(struct store_contract *c, const char *username,
 }
 
 /* Write `rec` in a batch of its own, under the contract lock that the
- * caller holds, together with `name` -> uid when `name` is set. */
+ * caller holds, and with `with_name` also its username index entry. */
 static int record_commit_locked(struct store_contract *c,
                                 const struct accounts_record *rec,
                                 bool with_name, struct blobd_error *err)

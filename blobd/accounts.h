@@ -12,8 +12,8 @@
  * A uid is 16 lowercase hex digits. A username is 1 to 64 characters of
  * A-Z a-z 0-9 . _ - @ and is unique per contract without regard to case:
  * "Anna" and "anna" are the same login. A session token is
- * "<cid>.<64 hex digits>"; the server stores only its SHA-256, and the
- * session id that the HTTP layer carries around is that digest in hex.
+ * "<cid>.<64 hex digits>". The server stores only its SHA-256, and the
+ * session id in struct accounts_session is that digest in hex.
  *
  * Passwords are hashed with scrypt (N = 2^15, r = 8, p = 1, 16-byte
  * random salt, 32-byte key); the parameters are stored beside each hash,
@@ -116,8 +116,8 @@ void accounts_close(struct accounts *acc);
  *                   user, or a session unused for more than `idle_days`
  *                   days (the session is deleted; 0 days: no idle limit)
  *   BLOBD_EREVOKED  the session was made with a chat code that has been
- *                   replaced since; checked before idleness, so a lost
- *                   device keeps being told to wipe its data
+ *                   replaced since. This is checked before idleness,
+ *                   so a lost device keeps receiving the wipe order
  *   BLOBD_EEXPIRED  the user is past valid_until
  *   BLOBD_EIO, BLOBD_ENOMEM
  * last_used_ms is written at most once per ACCOUNTS_TOUCH_INTERVAL_MS.
@@ -199,9 +199,9 @@ int accounts_session_delete(struct store_contract *c, const char *session_id,
 
 /*
  * Delete the sessions of contract `c` unused for more than `idle_days`
- * days, revoked ones included, up to `limit` of them in one batch; adds
- * the number deleted to *deleted. For the periodic sweep: without it an
- * idle session is deleted only when it is next presented.
+ * days, revoked ones included, up to `limit` of them in one batch, and
+ * add the number deleted to *deleted. The periodic sweep calls this.
+ * Without it, an idle session is deleted only when it is next presented.
  */
 int accounts_session_sweep(struct store_contract *c, int64_t now_ms,
                            uint64_t idle_days, size_t limit,

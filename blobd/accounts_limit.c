@@ -3,8 +3,8 @@
  * (client address, contract, username) and per client address.
  *
  * Each entry keeps the times of its latest failures in a ring as long as
- * its limit, so the window slides exactly: a login is blocked while the
- * ring is full of failures younger than ACCOUNTS_LOGIN_WINDOW_MS, and
+ * its limit, so the window slides exactly. A login is blocked while the
+ * ring is full of failures younger than ACCOUNTS_LOGIN_WINDOW_MS.
  * Retry-After is the time until the oldest of them leaves the window.
  * Only failures create entries; a blocked attempt is not recorded.
  *
@@ -143,7 +143,7 @@ static unsigned limit_wait(struct limit_entry *e, int64_t now_ms)
     int64_t wait_ms = e->times[e->oldest] + ACCOUNTS_LOGIN_WINDOW_MS -
                       now_ms;
 
-    /* Round up, so a client that waits as told is let through. */
+    /* Round up, so a client that waits for Retry-After gets through. */
     return wait_ms <= 0 ? 1 : (unsigned)((wait_ms + 999) / 1000);
 }
 

@@ -11,7 +11,7 @@
  * user's (a replaced chat code bumps the user's), the user is not past
  * valid_until, and it has been used within the idle limit. last_used_ms
  * is refreshed at most once per ACCOUNTS_TOUCH_INTERVAL_MS, so most
- * requests cost reads only; idleness is therefore measured with up to
+ * requests cost reads only. Idleness is therefore measured with up to
  * that much slack.
  */
 #include "accounts_int.h"
@@ -25,8 +25,8 @@
 
 #define SESSION_KEY_LEN (1 + ACCOUNTS_SESSION_ID_LEN)
 #define DAY_MS (24 * 60 * 60 * 1000LL)
-/* Idle limits above this many days mean no limit; it also keeps the
- * product with DAY_MS far from overflowing. */
+/* Idle limits above this many days mean no limit. The cap also keeps
+ * the product with DAY_MS far from overflowing. */
 #define IDLE_DAYS_MAX 3650000
 
 struct session_record {
@@ -292,8 +292,8 @@ int accounts_session_auth(struct accounts *acc, struct store *st,
  * Look up the user of a login and check the password and the chat code.
  * Every path runs one scrypt and one digest comparison, so an unknown
  * contract or user takes as long as a wrong password. On success *cp is
- * the contract, acquired, or NULL when it does not exist; *match tells
- * whether all three parts were right.
+ * the contract, acquired, or NULL when it does not exist. *match is true
+ * when all three parts were right.
  */
 static int login_verify(struct store *st, const struct accounts_login *in,
                         bool names_valid, struct store_contract **cp,

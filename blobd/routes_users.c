@@ -1,8 +1,9 @@
 /*
  * Route handlers for users and sessions: create, list and change users,
  * replace chat codes, log in and log out. The HTTP layer has parsed the
- * body and checked the caller's access before these run (see route.h);
- * they turn JSON into calls of accounts.h and its results into views.
+ * body and checked the caller's access before these run (see route.h).
+ * The handlers turn JSON into calls of accounts.h, and the results into
+ * views.
  *
  * The user view is {"id", "username", "role", "valid_until": RFC 3339 or
  * null}. It never holds a password hash or a chat code; only the answers
@@ -85,7 +86,7 @@ static bool field_required(struct route_request *req, struct route_reply *rep,
     return false;
 }
 
-/* Read "role"; *set tells whether it was given. */
+/* Read "role"; *set is true when it was given. */
 static bool field_role(struct route_request *req, struct route_reply *rep,
                        bool *set, bool *admin)
 {

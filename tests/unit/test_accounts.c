@@ -489,7 +489,7 @@ static void test_user_update(void **state)
     assert_true(user.admin);
     assert_string_equal(user.username, "anna");
 
-    /* The session survives the new password and sees the new role. */
+    /* The session survives the new password and gets the new role. */
     assert_int_equal(auth_at(f, r.token, T0, &session), BLOBD_OK);
     assert_true(session.admin);
     assert_int_equal(login_at(f, "acme", "anna", "secret", code, "b",
@@ -539,7 +539,7 @@ static void test_rate_limit_user(void **state)
     r = login_at(f, "acme", "bob", "x", code, "10.0.0.1", T0 + 10000);
     assert_int_equal(r.rc, BLOBD_EUNAUTH);
 
-    /* The 429 answers counted nothing: one failure left the window, so
+    /* The 429 replies counted nothing: one failure left the window, so
      * one more attempt is allowed. */
     r = login_at(f, "acme", "anna", "wrong", code, "10.0.0.1", T0 + window);
     assert_int_equal(r.rc, BLOBD_EUNAUTH);
