@@ -69,8 +69,17 @@ static bool field_string(struct route_request *req, struct route_reply *rep,
         return false;
     }
     *value = json_string_value(v);
-    if (len)
+    if (len) {
         *len = json_string_length(v);
+        return true;
+    }
+    /* Only passwords are used with their length; for every other field
+     * an embedded NUL would silently cut the value short. */
+    if (strlen(*value) != json_string_length(v)) {
+        route_reply_fail(rep, BLOBD_EINVAL, "invalid field \"%s\": "
+                         "contains a NUL character", name);
+        return false;
+    }
     return true;
 }
 
