@@ -20,6 +20,7 @@ enum blobd_code {
     BLOBD_EFORBIDDEN,      /* 403 forbidden */
     BLOBD_EEXPIRED,        /* 403 account_expired */
     BLOBD_ENOTFOUND,       /* 404 not_found */
+    BLOBD_EMETHOD,         /* 405 method_not_allowed */
     BLOBD_ECONFLICT,       /* 409 conflict */
     BLOBD_EBELOWUSAGE,     /* 409 quota_below_usage */
     BLOBD_ELENGTH,         /* 411 length_required */

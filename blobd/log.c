@@ -116,7 +116,7 @@ void log_event(enum log_level level, const char *module, const char *event,
 {
     char buf[LOG_LINE_MAX];
     char body[LOG_LINE_MAX / 2];
-    char stamp[40];
+    char stamp[64];
     struct timespec ts;
     struct tm tm;
     size_t len = 0;

@@ -16,7 +16,11 @@
  *   ROUTE_CONTRACT   the operator, or an admin of the contract named by
  *                    the first path parameter; a user of another contract
  *                    gets 404, a plain user of this contract 403
- *   ROUTE_CONTRACT_READ  as ROUTE_CONTRACT (the contract view)
+ *   ROUTE_OPERATOR_CONTRACT  the operator only, on the contract named by
+ *                    the first path parameter; its admins get 403, users
+ *                    of other contracts 404
+ * A token of the operator on a ROUTE_USER route gets 403, except where
+ * the route says the operator must not learn that the target exists.
  */
 #ifndef BLOBD_ROUTE_H
 #define BLOBD_ROUTE_H
@@ -40,6 +44,7 @@ enum route_access {
     ROUTE_OPERATOR,
     ROUTE_USER,
     ROUTE_CONTRACT,
+    ROUTE_OPERATOR_CONTRACT,
 };
 
 enum caller_kind {
@@ -74,6 +79,8 @@ struct route_request {
     unsigned nquery;
     json_t *body;                /* parsed JSON body, or NULL when none */
     const char *client_addr;     /* numeric address of the peer */
+    const char *range;           /* Range header, NULL when absent */
+    const char *if_none_match;   /* If-None-Match header, NULL when absent */
     const char *request_id;
     struct route_caller caller;
     int64_t deadline_ms;         /* set once for a parked request; 0 first */
@@ -95,7 +102,22 @@ struct route_reply {
      */
     bool park;
     uint64_t park_seq;
+    /* A file body (blob downloads): sent from `fd` at `fd_offset`, length
+     * fd_length; the HTTP layer closes fd. -1 when unused. */
+    int fd;
+    uint64_t fd_offset;
+    uint64_t fd_length;
+    /* Extra response headers, name and value. */
+    struct {
+        const char *name;
+        char value[160];
+    } headers[8];
+    unsigned nheaders;
 };
+
+/* Add a response header; at most 8 per reply, further ones are dropped. */
+void route_reply_header(struct route_reply *rep, const char *name,
+                        const char *value);
 
 typedef void (*route_fn)(struct route_request *req, struct route_reply *rep);
 

@@ -1001,6 +1001,10 @@ int store_open(struct store **out, const struct store_options *opts,
     char *rerr = NULL;
     int rc;
 
+    if (strlen(opts->data_dir) >= STORE_DATA_DIR_MAX)
+        return blobd_fail(err, BLOBD_EINVAL,
+                          "data directory path longer than %d bytes",
+                          STORE_DATA_DIR_MAX - 1);
     st = calloc(1, sizeof(*st));
     if (!st)
         return blobd_fail(err, BLOBD_ENOMEM, "out of memory");

@@ -12,13 +12,16 @@
 
 #include "store.h"
 
+/* Longest data directory path; keeps every derived path within PATH_MAX. */
+#define STORE_DATA_DIR_MAX 1024
+
 struct store_contract {
     struct store *st;
     char id[STORE_CID_MAX + 1];
     char name[STORE_NAME_MAX + 1];
     char plan[STORE_PLAN_MAX + 1];
     uint32_t licences;
-    char dir[PATH_MAX];              /* <data>/contracts/<cid> */
+    char dir[STORE_DATA_DIR_MAX + 80];  /* <data>/contracts/<cid> */
     rocksdb_t *db;
     pthread_mutex_t lock;            /* the write lock of store.h */
     /* Counters as committed; changed only with `lock` held. */
@@ -32,7 +35,7 @@ struct store_contract {
 };
 
 struct store {
-    char data_dir[PATH_MAX];
+    char data_dir[STORE_DATA_DIR_MAX];
     const struct quota_plans *plans;
     rocksdb_t *sysdb;
     rocksdb_cache_t *cache;
