@@ -47,6 +47,7 @@ struct jpeg_probe {
     int components;
     J_COLOR_SPACE color_space;
     int adobe;                  /* an Adobe APP14 marker was seen */
+    int progressive;
     int orientation;
     unsigned char *icc;         /* malloc'd by libjpeg, or NULL */
     unsigned int icc_len;
@@ -210,6 +211,7 @@ static enum img_status jpeg_probe_read(const struct img_input *in,
     probe->components = cinfo.num_components;
     probe->color_space = cinfo.jpeg_color_space;
     probe->adobe = cinfo.saw_Adobe_marker;
+    probe->progressive = cinfo.progressive_mode;
     probe->orientation = probe_orientation(&cinfo);
     if (!jpeg_read_icc_profile(&cinfo, &probe->icc, &probe->icc_len)) {
         probe->icc = NULL;
@@ -366,7 +368,8 @@ bad:
  * writes nothing when TurboJPEG refuses, as it does when the size is not a
  * whole number of MCUs; the caller then re-encodes. */
 static enum img_status jpeg_transform(const struct img_input *in,
-                                      int orientation, int keep_icc,
+                                      const struct jpeg_probe *probe,
+                                      int keep_icc,
                                       struct img_writer *out, int *done,
                                       struct img_error *err)
 {
@@ -386,8 +389,10 @@ static enum img_status jpeg_transform(const struct img_input *in,
         return IMG_ENOMEM;
     }
     memset(&xform, 0, sizeof(xform));
-    xform.op = ops[orientation];
+    xform.op = ops[probe->orientation];
     xform.options = TJXOPT_PERFECT;
+    if (probe->progressive)
+        xform.options |= TJXOPT_PROGRESSIVE;
     if (tjTransform(handle, in->data, (unsigned long)in->len, 1, &dst,
                     &dst_len, &xform,
                     TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) == 0) {
@@ -672,8 +677,7 @@ enum img_status img_jpeg_process(const struct img_input *in,
             status = jpeg_strip(in->data, in->len, keep_icc, out, err);
             goto out;
         }
-        status = jpeg_transform(in, probe.orientation, keep_icc, out, &done,
-                                err);
+        status = jpeg_transform(in, &probe, keep_icc, out, &done, err);
         if (status != IMG_OK || done)
             goto out;
     }
