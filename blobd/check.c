@@ -1,8 +1,8 @@
 /*
  * `blobd check` (see check.h). The files under each contract's blobs/ and
- * tmp/ are listed before the store is opened, because opening runs the
- * start-up recovery, which removes temporary files and files without a
- * record; the check reports what it found before that.
+ * tmp/ are listed before the store is opened. Opening runs the start-up
+ * recovery, which removes temporary files and files without a record, so
+ * the check reports what it found before that.
  *
  * NOTE: store_open has no read-only mode, so running the check also
  * applies that recovery to the data directory.
@@ -283,8 +283,8 @@ static void check_records(struct check *ck, struct store_contract *c,
     store_iter_free(it);
 }
 
-/* Every file found under blobs/ has a record and sits where its name
- * says. */
+/* Check that every file found under blobs/ has a record and sits in the
+ * directories that its name gives. */
 static void check_files(struct check *ck, struct store_contract *c,
                         const struct contract_files *f)
 {

@@ -1,10 +1,13 @@
 /*
  * `blobd check`: an offline consistency check of a stopped server's data
- * directory. For every contract of the registry it verifies that every
- * blob record has its file with the recorded size and SHA-256, that every
- * file under blobs/ has a record, that tmp/ is empty, that each blob's
- * `refs` and each 'r' counter equal the messages that reference the blob,
- * and that used_bytes, blob_count and message_count equal what is stored.
+ * directory. For every contract of the registry it verifies:
+ *
+ *   - every blob record has its file, with the recorded size and SHA-256;
+ *   - every file under blobs/ has a record, and tmp/ is empty;
+ *   - each blob's `refs` and each 'r' counter equal the messages that
+ *     reference the blob;
+ *   - used_bytes, blob_count and message_count equal what is stored;
+ *   - the message indexes and the membership index match their records.
  *
  * Limits: every blob file is read in full to hash it, so the check takes
  * as long as reading the whole data directory.

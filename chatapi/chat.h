@@ -1,8 +1,8 @@
 /*
  * chatapi: conversations (groups), messages that reference blobs, sync,
  * download rights derived from messages, purge and the sweep of
- * unreferenced blobs. Uses only the store's public header; knows nothing
- * of HTTP.
+ * unreferenced blobs. It uses only the store's public header and has no
+ * HTTP code.
  *
  * Keys in the contract database (one family byte first; seq and times are
  * 8-byte big-endian, gid and mid 16 lowercase hex characters):

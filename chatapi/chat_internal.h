@@ -12,7 +12,7 @@
 
 #include "chat.h"
 
-/* Longest key chatapi builds: 'G' uid 0x00 gid. */
+/* Maximum key length: 'G' uid 0x00 gid. */
 #define CHAT_KEY_MAX (2 + CHAT_UID_MAX + CHAT_ID_LEN)
 
 /* True for a user id chatapi can key: 1..CHAT_UID_MAX bytes. */

@@ -438,7 +438,7 @@ static void test_sync_order(void **state)
     assert_int_equal(post(f, g1, UID_B, "3", NULL, 0, &m[2]), BLOBD_OK);
     assert_int_equal(post(f, g2, UID_C, "4", NULL, 0, &m[3]), BLOBD_OK);
 
-    /* A sees both groups, oldest first, in pages of 3. */
+    /* A gets both groups, oldest first, in pages of 3. */
     assert_int_equal(chat_sync(f->c, UID_A, 0, 3, &s, &err), BLOBD_OK);
     assert_int_equal(s.page.nmessages, 3);
     assert_int_equal(s.page.messages[0].seq, m[0].seq);
@@ -455,7 +455,7 @@ static void test_sync_order(void **state)
     assert_int_equal(s.next_since, m[3].seq);
     chat_sync_clear(&s);
 
-    /* B sees only g1, and nothing is new after the last seq. */
+    /* B gets only g1, and nothing is new after the last seq. */
     assert_int_equal(chat_sync(f->c, UID_B, 0, 100, &s, &err), BLOBD_OK);
     assert_int_equal(s.page.nmessages, 2);
     assert_string_equal(s.page.messages[1].text, "3");
