@@ -177,7 +177,8 @@ static void info_set_quota(const struct store *st,
 {
     uint64_t quota = 0;
 
-    if (quota_for(st->plans, info->plan, info->licences, &quota) != QUOTA_OK)
+    if (!st->plans ||
+        quota_for(st->plans, info->plan, info->licences, &quota) != QUOTA_OK)
         quota = 0;
     info->quota_bytes = quota;
 }
@@ -495,7 +496,8 @@ uint64_t store_contract_quota_locked(struct store_contract *c)
 {
     uint64_t quota = 0;
 
-    if (quota_for(c->st->plans, c->plan, c->licences, &quota) != QUOTA_OK)
+    if (!c->st->plans ||
+        quota_for(c->st->plans, c->plan, c->licences, &quota) != QUOTA_OK)
         return 0;
     return quota;
 }
@@ -1027,7 +1029,10 @@ int store_open(struct store **out, const struct store_options *opts,
         goto fail;
     }
 
-    rc = store_contract_foreach(st, check_plan, st, err);
+    /* Without a plans table (`blobd check` without --config) the plans
+     * are not verified and every quota reads as 0. */
+    rc = st->plans ? store_contract_foreach(st, check_plan, st, err)
+                   : BLOBD_OK;
     if (rc != BLOBD_OK)
         goto fail;
     if (st->bad_contract[0]) {

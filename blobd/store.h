@@ -62,7 +62,9 @@ struct store_iter;
 
 struct store_options {
     const char *data_dir;
-    const struct quota_plans *plans;   /* borrowed, outlives the store */
+    /* Borrowed, outlives the store. NULL only for offline checks: plans
+     * are then not verified and quotas read as 0. */
+    const struct quota_plans *plans;
     size_t max_open_contracts;         /* 0 gives 256 */
     size_t block_cache_bytes;          /* shared by all databases; 0 gives 64 MiB */
     size_t write_buffer_bytes;         /* per contract database; 0 gives 4 MiB */
