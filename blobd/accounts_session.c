@@ -431,8 +431,18 @@ int accounts_login(struct accounts *acc, struct store *st,
     if (rc != BLOBD_OK)
         return rc;
     if (!match) {
-        accounts_limiter_fail(lim, addr, cid_valid ? in->contract : NULL,
-                              name_valid ? in->username : NULL, now_ms);
+        const char *cid = cid_valid ? in->contract : NULL;
+        const char *name = name_valid ? in->username : NULL;
+
+        accounts_limiter_fail(lim, addr, cid, name, now_ms);
+        /* Logged once per lockout: while it lasts, attempts are rejected
+         * before they can fail again. Invalid names are user input that
+         * does not belong in a log line. */
+        wait = accounts_limiter_check(lim, addr, cid, name, now_ms);
+        if (wait > 0)
+            log_warn("accounts", "login_locked",
+                     "addr=%s contract=%s username=%s retry_after=%u", addr,
+                     cid ? cid : "-", name ? name : "-", wait);
         rc = unauthorized(err);
         goto out;
     }
