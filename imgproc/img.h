@@ -11,8 +11,29 @@
  * s = min(1, 1920 / max(W, H), 1080 / min(W, H)) and the output is
  * round(W * s) x round(H * s), each side at least 1 pixel.
  *
+ * What is stored: an image that already fits, is upright (EXIF orientation
+ * 1 or none) and needs no conversion is copied without re-encoding; only
+ * its metadata goes (JPEG APP1, APP13 and COM segments and anything after
+ * EOI; PNG text, time, eXIf, APNG and private chunks). A JPEG that only
+ * needs a turn is turned losslessly when its size is a whole number of
+ * MCUs. Every other image is decoded (JPEG with DCT scaling), converted to
+ * 8-bit gray, gray + alpha, RGB or RGBA, resampled with Lanczos-3, turned
+ * upright and encoded in its own format: JPEG at quality 90 with 4:2:0
+ * chroma, PNG at zlib level 3. CMYK and YCCK JPEGs become sRGB through
+ * their embedded CMYK profile (lcms2), or by the naive formula
+ * R = (1 - C)(1 - K) when there is none. An ICC profile is kept when its
+ * colour space matches the stored pixels. PNG gAMA, cHRM, sRGB and iCCP
+ * are carried over, never applied. docs/images.md has the details.
+ *
  * Limits: the pixel count declared by the header is checked, in 64 bits,
- * against `max_pixels` before the decoder allocates image memory.
+ * against `max_pixels` before the decoder allocates image memory, and
+ * libjpeg's working memory (progressive coefficient buffers) is capped at
+ * `max_memory_bytes`, as is the whole-image buffer that an interlaced PNG
+ * needs. Not decoded, so rejected with IMG_EUNSUPPORTED: 12-bit and
+ * lossless JPEGs (libjpeg-turbo 2.1.5 has no API for them), truncated
+ * files and files whose compressed data is damaged. An animated PNG is
+ * stored as its static default image (libpng 1.6 reads no APNG frames).
+ * EXIF orientation is read from JPEG APP1 and PNG eXIf only, never XMP.
  */
 #ifndef IMGPROC_IMG_H
 #define IMGPROC_IMG_H

@@ -14,8 +14,9 @@
 /* Bytes written to the output in one write(2) call at most. */
 #define IMG_WRITE_CHUNK 65536
 
-/* JPEG output settings; see docs/images.md for the measurements. */
-#define IMG_JPEG_QUALITY 85
+/* JPEG output quality. At 85 the encoding alone already scored SSIM 0.974
+ * on a noisy 12 MP photo stored at 1440x1080; at 90 it scored 0.980. */
+#define IMG_JPEG_QUALITY 90
 
 /* zlib level of PNG output: level 3 is several times faster than the
  * default 6 on photographs and screenshots and costs a few per cent of
