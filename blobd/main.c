@@ -30,7 +30,6 @@
 #include "store.h"
 
 #define STOP_GRACE_MS 30000
-#define SWEEP_BATCH 1000
 
 /* Read BLOBD_OPERATOR_TOKEN, or DIR/operator.token, created with 256
  * random bits and mode 0600 at first start. Logs the path, never the
