@@ -20,10 +20,11 @@
 struct quota_plans;
 
 /*
- * Check the data directory `data_dir`, with the plans of the
- * configuration (store_open needs them). Writes each problem as one line
- * to `report` and returns the number of problems, so 0 means consistent.
- * A data directory that cannot be opened counts as one problem.
+ * Check the data directory `data_dir`. Writes each problem as one line to
+ * `report` and returns the number of problems, so 0 means consistent. A
+ * data directory that cannot be opened counts as one problem. `plans` is
+ * not used: the store is opened without plans, so that a contract whose
+ * plan the configuration lacks is still checked.
  */
 int check_run(const char *data_dir, const struct quota_plans *plans,
               FILE *report);
