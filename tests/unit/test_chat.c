@@ -5,6 +5,7 @@
  * `blobd check` consistency checker with injected faults.
  */
 #include <ftw.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -683,6 +684,73 @@ static void test_check_finds_faults(void **state)
     assert_non_null(strstr(report, "file missing"));
 }
 
+struct poster {
+    struct fixture *f;
+    const char *uid;
+    const char *gid;
+    const unsigned char (*blob)[32];
+    int deleted;
+};
+
+/* Post 60 messages with the shared blob and delete every other one. */
+static void *poster_run(void *arg)
+{
+    struct poster *p = arg;
+    struct blobd_error err;
+
+    for (int i = 0; i < 60; i++) {
+        struct chat_message m;
+
+        if (post(p->f, p->gid, p->uid, "busy", p->blob, 1, &m) != BLOBD_OK)
+            return NULL;
+        if (i % 2 == 0 &&
+            chat_message_delete(p->f->c, m.id, p->uid, false, &err) ==
+                BLOBD_OK)
+            p->deleted++;
+        chat_message_clear(&m);
+    }
+    return NULL;
+}
+
+static void test_concurrent_posts_count(void **state)
+{
+    struct fixture *f = *state;
+    const char *abc[] = { UID_A, UID_B, UID_C };
+    const char *uids[] = { UID_A, UID_B, UID_C };
+    unsigned char d[1][32];
+    struct poster posters[3];
+    pthread_t threads[3];
+    struct chat_sync s;
+    struct blobd_error err;
+    char gid[CHAT_ID_LEN + 1];
+    char report[4096];
+
+    make_group(f, "abc", abc, 3, gid);
+    upload(f, UID_A, "everyone's", store_now_ms(), d[0]);
+    assert_int_equal(post(f, gid, UID_A, "seed", d, 1, NULL), BLOBD_OK);
+    for (int i = 0; i < 3; i++) {
+        posters[i] = (struct poster){ .f = f, .uid = uids[i], .gid = gid,
+                                      .blob = d };
+        assert_int_equal(pthread_create(&threads[i], NULL, poster_run,
+                                        &posters[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(posters[i].deleted, 30);
+
+    assert_int_equal(message_count(f), 1 + 3 * 30);
+    assert_int_equal(blob_refs(f, d[0]), 1 + 3 * 30);
+    assert_int_equal(chat_sync(f->c, UID_B, 0, CHAT_PAGE_MAX, &s, &err),
+                     BLOBD_OK);
+    assert_int_equal(s.page.nmessages, 1 + 3 * 30);
+    assert_int_equal(s.ndeleted, 3 * 30);
+    for (size_t i = 1; i < s.page.nmessages; i++)
+        assert_true(s.page.messages[i].seq > s.page.messages[i - 1].seq);
+    chat_sync_clear(&s);
+    assert_int_equal(run_check(f, report, sizeof(report)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +771,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge_in_batches, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_faults, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_posts_count, setup,
                                         teardown),
     };
 
