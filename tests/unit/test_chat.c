@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "chat.h"
+#include "chat_internal.h"
 #include "check.h"
 #include "quota.h"
 #include "store.h"
@@ -684,6 +685,51 @@ static void test_check_finds_faults(void **state)
     assert_non_null(strstr(report, "file missing"));
 }
 
+/* A group deletion cut short after its first batch: the sweep ends it. */
+static void test_sweep_resumes_group_delete(void **state)
+{
+    struct fixture *f = *state;
+    const char *ab[] = { UID_A, UID_B };
+    unsigned char d[1][32];
+    struct chat_group_rec rec;
+    struct store_batch *b;
+    struct blobd_error err;
+    char gid[CHAT_ID_LEN + 1], key[CHAT_KEY_MAX], report[4096];
+    uint64_t blobs = 0, bytes = 0;
+    size_t vlen;
+    char *val;
+
+    upload(f, UID_A, "doc", store_now_ms(), d[0]);
+    make_group(f, "ab", ab, 2, gid);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(post(f, gid, UID_A, "m", d, 1, NULL), BLOBD_OK);
+
+    /* What chat_group_delete commits first, without the later batches. */
+    assert_int_equal(chat_group_load(f->c, gid, &rec, &err), BLOBD_OK);
+    val = chat_group_encode(&rec.g, true, &vlen);
+    b = store_batch_new(f->c);
+    store_batch_put(b, key, chat_key_group(key, gid), val, vlen);
+    for (size_t i = 0; i < rec.g.nmembers; i++)
+        store_batch_delete(b, key, chat_key_member(key, rec.g.members[i],
+                                                   gid));
+    store_batch_put(b, key, chat_key_pending(key, gid), "", 0);
+    store_contract_lock(f->c);
+    assert_int_equal(store_batch_commit(b, &err), BLOBD_OK);
+    store_contract_unlock(f->c);
+    store_batch_free(b);
+    free(val);
+    chat_group_clear(&rec.g);
+
+    assert_false(chat_blob_readable(f->c, UID_B, d[0]));
+    assert_int_equal(message_count(f), 3);
+    assert_int_equal(chat_sweep(f->c, store_now_ms(), 3600, &blobs, &bytes,
+                                &err), BLOBD_OK);
+    assert_int_equal(message_count(f), 0);
+    assert_int_equal(blob_refs(f, d[0]), 0);
+    assert_false(store_exists(f->c, key, chat_key_pending(key, gid)));
+    assert_int_equal(run_check(f, report, sizeof(report)), 0);
+}
+
 struct poster {
     struct fixture *f;
     const char *uid;
@@ -774,6 +820,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_posts_count, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_resumes_group_delete,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
