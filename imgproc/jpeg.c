@@ -7,8 +7,8 @@
  * decoded (with DCT scaling when it shrinks), converted to RGB or gray,
  * resampled, oriented and encoded again.
  *
- * libjpeg reports errors by calling error_exit, which must not return: each
- * libjpeg call sequence runs inside one small function that holds the
+ * libjpeg reports errors by calling error_exit, which must not return. So
+ * each libjpeg call sequence runs inside one small function that calls
  * setjmp, and the handlers longjmp back there. Warnings that mean the data
  * is corrupt or cut short become errors too (jpeg_warning_is_fatal).
  */
@@ -43,7 +43,7 @@ struct jpeg_guard {
     struct img_error *err;
 };
 
-/* What the header tells, read once before choosing a path. */
+/* Header facts that decide the path, read once. */
 struct jpeg_probe {
     uint32_t width;
     uint32_t height;
@@ -367,9 +367,9 @@ bad:
     return IMG_EUNSUPPORTED;
 }
 
-/* Turn a validated JPEG losslessly with TurboJPEG. Sets `*done` to 0 and
- * writes nothing when TurboJPEG refuses, as it does when the size is not a
- * whole number of MCUs; the caller then re-encodes. */
+/* Turn a validated JPEG losslessly with TurboJPEG. When TurboJPEG rejects
+ * the transform (as it does for a size that is not a whole number of
+ * MCUs), set `*done` to 0 and write nothing, so the caller re-encodes. */
 static enum img_status jpeg_transform(const struct img_input *in,
                                       const struct jpeg_probe *probe,
                                       int keep_icc,

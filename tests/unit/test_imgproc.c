@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,6 +643,57 @@ static void not_an_image_rejected(void **state)
     run_release(&r);
 }
 
+/* One worker of concurrent_calls_match: process `input` and keep the
+ * output. */
+struct worker {
+    const unsigned char *input;
+    size_t input_len;
+    struct run run;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    run_bytes(w->input, w->input_len, NULL, &w->run);
+    return NULL;
+}
+
+static void concurrent_calls_match(void **state)
+{
+    enum { WORKERS = 4 };
+    size_t jpeg_len, png_len;
+    unsigned char *jpeg = jpeg_make(2600, 1800, 1, &jpeg_len);
+    unsigned char *png = png_make(2200, 1400, 4, 6, &png_len);
+    struct run jpeg_ref, png_ref;
+    struct worker workers[WORKERS];
+    pthread_t threads[WORKERS];
+    int i;
+
+    (void)state;
+    run_bytes(jpeg, jpeg_len, NULL, &jpeg_ref);
+    run_bytes(png, png_len, NULL, &png_ref);
+    for (i = 0; i < WORKERS; i++) {
+        workers[i].input = i % 2 ? png : jpeg;
+        workers[i].input_len = i % 2 ? png_len : jpeg_len;
+        assert_int_equal(pthread_create(&threads[i], NULL, worker_main,
+                                        &workers[i]), 0);
+    }
+    for (i = 0; i < WORKERS; i++) {
+        const struct run *ref = i % 2 ? &png_ref : &jpeg_ref;
+
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(workers[i].run.status, IMG_OK);
+        assert_int_equal(workers[i].run.out_len, ref->out_len);
+        assert_memory_equal(workers[i].run.out, ref->out, ref->out_len);
+        run_release(&workers[i].run);
+    }
+    run_release(&jpeg_ref);
+    run_release(&png_ref);
+    free(png);
+    free(jpeg);
+}
+
 static const char *corpus_dir(void)
 {
     const char *dir = getenv("BLOBD_CORPUS");
@@ -726,6 +778,7 @@ int main(void)
         cmocka_unit_test(png_metadata_stripped),
         cmocka_unit_test(png_exif_orientation),
         cmocka_unit_test(png_truncated_rejected),
+        cmocka_unit_test(concurrent_calls_match),
         cmocka_unit_test(corpus_samples),
     };
 

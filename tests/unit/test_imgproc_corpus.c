@@ -1,9 +1,9 @@
 /*
  * Data-driven test of imgproc over the shared image corpus: one cmocka test
  * per row of tests/corpus/expected.tsv (format documented at its top). The
- * corpus folder is $BLOBD_CORPUS, default ../shared/corpus/images, and the
- * table is $BLOBD_CORPUS_TABLE, default tests/corpus/expected.tsv, both
- * relative to the repository root; every test is skipped when the corpus
+ * corpus folder is $BLOBD_CORPUS (default ../shared/corpus/images) and the
+ * table is $BLOBD_CORPUS_TABLE (default tests/corpus/expected.tsv), both
+ * relative to the repository root. Every test is skipped when the corpus
  * folder is missing.
  *
  * For each file: img_sniff must agree with the table; an image must get the
