@@ -822,6 +822,22 @@ static void client_address(struct http_req *r)
                   r->client_addr, sizeof(r->client_addr));
 }
 
+/*
+ * Decode %HH in the path and the query, except in a value holding "%00":
+ * the NUL would cut the decoded C string short, so that
+ * "/v1/blobs/<id>%00x" named <id>. Such a value stays encoded, and no id
+ * or number contains '%'.
+ */
+static size_t unescape_without_nul(void *cls, struct MHD_Connection *conn,
+                                   char *text)
+{
+    (void)cls;
+    (void)conn;
+    if (strstr(text, "%00"))
+        return strlen(text);
+    return MHD_http_unescape(text);
+}
+
 static bool parse_length(const char *text, uint64_t *out)
 {
     char *end;
@@ -1155,6 +1171,9 @@ int http_start(struct blobd_app *app, struct http_server **out,
             MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, srv};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                             64 * 1024, NULL};
+        opts[n++] = (struct MHD_OptionItem){
+            MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_without_nul,
+            NULL};
         if (cfg->tls_cert) {
             opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
                                                 srv->tls_cert};
