@@ -901,7 +901,8 @@ static enum MHD_Result first_call(struct http_req *r)
     if (hdr && !parse_length(hdr, &r->content_length))
         return queue_error(r, BLOBD_EINVAL, "invalid Content-Length");
     if (r->route->body == BODY_UPLOAD) {
-        if (r->content_length == UINT64_MAX)
+        /* Test the header, not the value: 2^64 - 1 is a valid length. */
+        if (!hdr)
             return queue_error(r, BLOBD_ELENGTH,
                                "an upload needs a Content-Length header");
         if (r->content_length > srv->app->cfg->limits.max_upload_bytes)
@@ -911,8 +912,7 @@ static enum MHD_Result first_call(struct http_req *r)
                                (unsigned long long)r->content_length,
                                (unsigned long long)
                                    srv->app->cfg->limits.max_upload_bytes);
-    } else if (r->content_length != UINT64_MAX &&
-               r->content_length > BLOBD_JSON_MAX) {
+    } else if (hdr && r->content_length > BLOBD_JSON_MAX) {
         return queue_error(r, BLOBD_ETOOLARGE,
                            "request body above %d bytes", BLOBD_JSON_MAX);
     }
