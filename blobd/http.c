@@ -233,12 +233,30 @@ static const struct route_entry *route_find(struct http_req *r,
 
 /* ---- replies ---- */
 
+/* Messages may quote client input (a path, a header, an id) and jansson
+ * rejects invalid UTF-8, which would leave the answer without a body: such
+ * messages are sent with every non-ASCII byte replaced by '?'. */
+static json_t *error_message(const char *text)
+{
+    char safe[sizeof(((struct blobd_error *)0)->message)];
+    json_t *msg = json_string(text);
+    size_t i;
+
+    if (msg)
+        return msg;
+    for (i = 0; text[i] && i + 1 < sizeof(safe); i++)
+        safe[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
+    safe[i] = '\0';
+    return json_string(safe);
+}
+
 static json_t *error_json(const struct blobd_error *err)
 {
-    json_t *inner = json_pack("{s:s, s:s}", "code",
+    json_t *inner = json_pack("{s:s, s:o}", "code",
                               http_error_name(err->code), "message",
-                              err->message[0] ? err->message
-                                              : http_error_name(err->code));
+                              error_message(err->message[0]
+                                                ? err->message
+                                                : http_error_name(err->code)));
 
     if (err->code == BLOBD_EQUOTA || err->code == BLOBD_EBELOWUSAGE) {
         json_object_set_new(inner, "used_bytes",
