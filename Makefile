@@ -46,14 +46,17 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/libblobd.a: $(ALL_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	@ar rcs $@ $^
 
 $(BUILD)/blobd: $(BUILD)/obj/blobd/main.o $(BUILD)/libblobd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libblobd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libblobd.a $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libblobd.a $(LIBS) -lcmocka
 
 unit-bin: $(UNIT_BIN)
 

@@ -10,7 +10,6 @@
 #include "store.h"
 
 struct accounts;
-struct chat;
 struct http_server;
 struct pool;
 
@@ -18,7 +17,6 @@ struct blobd_app {
     const struct blobd_config *cfg;
     struct store *store;
     struct accounts *accounts;
-    struct chat *chat;
     struct http_server *http;
     struct pool *workers;        /* general request work */
     struct pool *image_pool;     /* image rescaling, bounded */

@@ -1,11 +1,7 @@
 /*
  * `blobd check` (see check.h). The files under each contract's blobs/ and
- * tmp/ are listed before the store is opened. Opening runs the start-up
- * recovery, which removes temporary files and files without a record, so
- * the check reports what it found before that.
- *
- * NOTE: store_open has no read-only mode, so running the check also
- * applies that recovery to the data directory.
+ * tmp/ are listed, then the store is opened without start-up recovery, so
+ * the check changes nothing in the data directory it reports on.
  */
 #include "check.h"
 
@@ -375,12 +371,15 @@ int check_run(const char *data_dir, const struct quota_plans *plans,
               FILE *report)
 {
     struct check ck = { .data_dir = data_dir, .report = report };
-    struct store_options opts = { .data_dir = data_dir, .plans = NULL };
+    struct store_options opts = {
+        .data_dir = data_dir,
+        .plans = plans,
+        .skip_recovery = true,
+    };
     struct store *st = NULL;
     struct blobd_error err;
     struct stat sb;
 
-    (void)plans;
     if (stat(data_dir, &sb) != 0) {
         problem(&ck, "data directory %s: %s", data_dir, strerror(errno));
         return ck.problems;

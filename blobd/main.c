@@ -30,6 +30,7 @@
 #include "store.h"
 
 #define STOP_GRACE_MS 30000
+#define SESSION_SWEEP_BATCH 1000
 
 /* Read BLOBD_OPERATOR_TOKEN, or DIR/operator.token, created with 256
  * random bits and mode 0600 at first start. Logs the path, never the
@@ -88,7 +89,16 @@ static void sweep_contract(struct store_contract *c, void *arg)
 {
     const struct blobd_limits *l = arg;
     struct blobd_error err;
-    uint64_t blobs = 0, bytes = 0;
+    uint64_t blobs = 0, bytes = 0, sessions = 0;
+
+    if (accounts_session_sweep(c, store_now_ms(), l->session_idle_days,
+                               SESSION_SWEEP_BATCH, &sessions,
+                               &err) != BLOBD_OK)
+        log_warn("sweep", "session_sweep_failed", "contract=%s error=\"%s\"",
+                 store_contract_id(c), err.message);
+    else if (sessions)
+        log_info("sweep", "sessions_ended", "contract=%s sessions=%llu",
+                 store_contract_id(c), (unsigned long long)sessions);
 
     if (chat_sweep(c, store_now_ms(), l->unattached_grace_seconds, &blobs,
                    &bytes, &err) != BLOBD_OK) {

@@ -1041,9 +1041,11 @@ int store_open(struct store **out, const struct store_options *opts,
                         "does not define", st->bad_contract, st->bad_plan);
         goto fail;
     }
-    rc = store_recover_all(st, err);
-    if (rc != BLOBD_OK)
-        goto fail;
+    if (!opts->skip_recovery) {
+        rc = store_recover_all(st, err);
+        if (rc != BLOBD_OK)
+            goto fail;
+    }
     *out = st;
     return BLOBD_OK;
 fail:

@@ -28,7 +28,9 @@
  * The store owns 'b' (blob records), 'a' and 'A' (uploader index, both
  * directions), 'z' (unreferenced blobs by last upload) and 'Z' (counters).
  * Accounts own 'u', 'n' and 's'; chatapi owns 'g', 'G', 'm', 'M', 't',
- * 'd' and 'r'. No other module writes into a family it does not own.
+ * 'd', 'r', 'c' (messages by conversation) and 'P' (purge marker and
+ * group deletions in progress). No other module writes into a family it
+ * does not own.
  *
  * Concurrency: each open contract has one mutex. Every write batch is
  * committed with that mutex held, so counters and quota decisions never
@@ -68,6 +70,7 @@ struct store_options {
     size_t max_open_contracts;         /* 0 gives 256 */
     size_t block_cache_bytes;          /* shared by all databases; 0 gives 64 MiB */
     size_t write_buffer_bytes;         /* per contract database; 0 gives 4 MiB */
+    bool skip_recovery;                /* offline checks: change nothing */
 };
 
 struct store_contract_info {

@@ -44,7 +44,8 @@ run_unit() {
 run_e2e() {
     local bin=$1 label=$2 xml counts
     xml="$log_dir/e2e-$label.xml"
-    BLOBD_BIN=$bin $py -m pytest -q -p no:cacheprovider \
+    # Two workers: each test starts its own servers on free ports.
+    BLOBD_BIN=$bin $py -m pytest -q -n 2 -p no:cacheprovider \
         --junitxml="$xml" tests/e2e "${@:3}"
     counts=$($py - "$xml" <<'PYEOF'
 import sys, xml.etree.ElementTree as ET
@@ -73,7 +74,7 @@ if ! make -j2 all unit-bin >"$log_dir/build.log" 2>&1; then
 fi
 
 note "unit tests"
-for bin in build/tests/test_*; do
+for bin in build/tests/test_*[!.]?; do
     [ -x "$bin" ] && run_unit "$bin" normal
 done
 
@@ -89,7 +90,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
-        for bin in build-asan/tests/test_*; do
+        for bin in build-asan/tests/test_*[!.]?; do
             [ -x "$bin" ] && run_unit "$bin" asan
         done
         note "end-to-end tests under ASan + UBSan"

@@ -6,7 +6,7 @@ set -eu
 packages="build-essential pkg-config clang libclang-rt-14-dev
 librocksdb-dev libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev
 libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev zlib1g-dev liblcms2-dev
-libcmocka-dev python3 python3-pytest python3-requests python3-pil python3-numpy
+libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests python3-pil python3-numpy
 curl openssl libvips-tools imagemagick nginx-light wrk"
 
 missing=""
