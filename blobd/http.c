@@ -595,6 +595,18 @@ static void park_dispatch_due(struct http_server *srv)
     }
 }
 
+/* Shutdown: make every parked request due, to be answered at once. */
+static void park_flush_all(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->park_mu);
+    for (struct http_req *r = srv->parked; r; r = r->park_next) {
+        r->wake_due = true;
+        r->shutting_down = true;
+    }
+    pthread_mutex_unlock(&srv->park_mu);
+    park_dispatch_due(srv);
+}
+
 void route_wake_contract(struct blobd_app *app, const char *cid)
 {
     struct http_server *srv = app->http;
@@ -984,8 +996,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn,
         snprintf(r->path, sizeof(r->path), "%s", url);
         return first_call(r);
     }
-    if (r->queued)
-        return MHD_YES;   /* an early answer; the body is being discarded */
+    if (r->queued) {
+        /* An early answer (411, 413, 401): the body is discarded. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
 
     if (*upload_data_size > 0) {
         body_data(r, upload_data, *upload_data_size);
@@ -1233,20 +1248,14 @@ void http_stop(struct http_server *srv, unsigned grace_ms)
     srv->stopping = true;
     pthread_join(srv->ticker, NULL);
 
-    /* Answer every parked request now; MHD_stop_daemon must not meet a
-     * suspended connection. */
-    pthread_mutex_lock(&srv->park_mu);
-    for (struct http_req *r = srv->parked; r; r = r->park_next) {
-        r->wake_due = true;
-        r->shutting_down = true;
-    }
-    pthread_mutex_unlock(&srv->park_mu);
-    park_dispatch_due(srv);
-
+    /* Answer every parked request now, and again while waiting, since a
+     * handler that was running may park after the first pass;
+     * MHD_stop_daemon must not meet a suspended connection. */
+    park_flush_all(srv);
     while (srv->in_flight > 0 && waited < grace_ms) {
         nanosleep(&pause, NULL);
         waited += 20;
-        park_dispatch_due(srv);
+        park_flush_all(srv);
     }
     if (srv->in_flight > 0)
         log_warn("http", "stop_with_requests", "in_flight=%ld",
