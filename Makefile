@@ -70,7 +70,7 @@ run: deps all
 
 # The one test command: README gives it, .ci/run calls it.
 test: deps
-	@sh tests/run-all.sh
+	@bash tests/run-all.sh
 
 check: test
 
