@@ -233,9 +233,9 @@ static const struct route_entry *route_find(struct http_req *r,
 
 /* ---- replies ---- */
 
-/* Messages may quote client input (a path, a header, an id) and jansson
- * rejects invalid UTF-8, which would leave the answer without a body: such
- * messages are sent with every non-ASCII byte replaced by '?'. */
+/* Messages may quote client input (a path, a header, an id), and jansson
+ * rejects invalid UTF-8, which would leave the response without a body.
+ * Such messages are sent with every non-ASCII byte replaced by '?'. */
 static json_t *error_message(const char *text)
 {
     char safe[sizeof(((struct blobd_error *)0)->message)];
@@ -853,10 +853,10 @@ static void client_address(struct http_req *r)
 }
 
 /*
- * Decode %HH in the path and the query, except in a value holding "%00":
- * the NUL would cut the decoded C string short, so that
- * "/v1/blobs/<id>%00x" named <id>. Such a value stays encoded, and no id
- * or number contains '%'.
+ * Decode %HH in the path and the query, except in a value that contains
+ * "%00", because the NUL would cut the decoded C string short and
+ * "/v1/blobs/<id>%00x" would name <id>. Such a value stays encoded, and no
+ * id or number contains '%'.
  */
 static size_t unescape_without_nul(void *cls, struct MHD_Connection *conn,
                                    char *text)
