@@ -4,7 +4,7 @@
  * A failing function fills a caller-owned struct blobd_error once, at the
  * failure site, and returns its code. The HTTP layer turns the code into a
  * status and an API error code through one table (http_error_status() in
- * routes.c). Codes are stable: they name what the API reports, not where
+ * route_util.c). Codes are stable: they name what the API reports, not where
  * the failure happened.
  */
 #ifndef BLOBD_ERRORS_H

@@ -231,6 +231,29 @@ static const struct route_entry *route_find(struct http_req *r,
     return NULL;
 }
 
+/* Set the Allow header of a 405 from the routes that match the path. */
+static void route_allowed_methods(struct http_req *r)
+{
+    static _Thread_local char scratch[512];
+    char allow[96] = "";
+    size_t len = 0;
+
+    for (const struct route_entry *e = routes_table; e->method; e++) {
+        const char *params[ROUTE_PARAMS_MAX] = {0};
+        bool head = strcmp(e->pattern, "/v1/blobs/{}") == 0;
+
+        if (!route_match(e->pattern, r->path, scratch, sizeof(scratch),
+                         params))
+            continue;
+        len += (size_t)snprintf(allow + len, sizeof(allow) - len, "%s%s%s",
+                                len ? ", " : "", e->method,
+                                head ? ", HEAD" : "");
+        if (len >= sizeof(allow))
+            break;
+    }
+    route_reply_header(&r->rep, "Allow", allow);
+}
+
 /* ---- replies ---- */
 
 /* Messages may quote client input (a path, a header, an id), and jansson
@@ -919,9 +942,14 @@ static enum MHD_Result first_call(struct http_req *r)
 
     r->route = route_find(r, &path_known);
     if (!r->route) {
-        if (path_known)
-            return queue_error(r, BLOBD_EMETHOD, "method %s is not allowed "
-                               "on %s", r->method, r->path);
+        if (path_known) {
+            reply_reset(&r->rep);
+            route_allowed_methods(r);
+            route_reply_fail(&r->rep, BLOBD_EMETHOD,
+                             "method %s is not allowed on %s", r->method,
+                             r->path);
+            return queue_reply(r);
+        }
         return queue_error(r, BLOBD_ENOTFOUND, "no route for %s", r->path);
     }
 

@@ -177,8 +177,10 @@ static int process_image(struct route_request *req, struct upload_input *in,
         return blobd_fail(err, BLOBD_EIO, "image processing failed: %s",
                           ierr.message);
     case IMG_ENOMEM:
-        return blobd_fail(err, BLOBD_EOVERLOAD,
-                          "not enough memory to process the image");
+        blobd_fail(err, BLOBD_EOVERLOAD,
+                   "not enough memory to process the image");
+        err->retry_after = 5;
+        return BLOBD_EOVERLOAD;
     case IMG_OK:
         break;
     }
