@@ -3,7 +3,9 @@
  * of as many rows as the vertical filter has taps holds the rows that
  * later output rows still need, so the full decoded image is never held.
  * Each output row is filtered vertically first (into 16-bit intermediates
- * with 6 fraction bits) and then horizontally.
+ * with 6 fraction bits) and then horizontally. Colour rows are padded to 4
+ * channels in the ring, so that both passes use SSE2 multiply-adds on
+ * pairs of taps (pmaddwd) without shuffling channels.
  *
  * All arithmetic is integer with 14-bit filter coefficients, so the output
  * is a function of the input bytes alone. Alpha is premultiplied before
@@ -13,6 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "img_int.h"
 
@@ -45,10 +51,12 @@ struct img_resampler {
     struct img_filter vertical;
     unsigned channels;
     int has_alpha;
-    size_t in_row_len;          /* in_width * channels */
-    unsigned char *ring;        /* vertical.taps rows of in_row_len */
-    int32_t *acc;               /* in_row_len */
-    int16_t *mid;               /* in_row_len */
+    unsigned mid_channels;      /* 1 for gray, else 4 (padded) */
+    size_t ring_row_len;        /* in_width * mid_channels */
+    unsigned char *ring;        /* vertical.taps rows of ring_row_len */
+    const unsigned char **taps; /* ring rows of the current output row */
+    int32_t *acc;               /* ring_row_len */
+    int16_t *mid;               /* in_width + taps pixels, zero padded */
     uint32_t next_out;
 };
 
@@ -99,8 +107,10 @@ static void filter_quantize(const double *w, uint32_t n, uint32_t *first,
         lo++;
     while (hi - 1 > lo && coef[hi - 1] == 0)
         hi--;
-    if (lo > 0)
+    if (lo > 0) {
         memmove(coef, coef + lo, (hi - lo) * sizeof(*coef));
+        memset(coef + (hi - lo), 0, lo * sizeof(*coef));
+    }
     *first += lo;
     *count = hi - lo;
 }
@@ -117,6 +127,9 @@ static int filter_build(struct img_filter *f, uint32_t in_len,
 
     if (taps > in_len)
         taps = in_len;
+    /* An even width lets the horizontal pass take taps in pairs; the
+     * extra coefficient is zero. */
+    taps += taps & 1;
     f->out_len = out_len;
     f->taps = taps;
     f->start = calloc(out_len, sizeof(*f->start));
@@ -158,18 +171,43 @@ static int filter_build(struct img_filter *f, uint32_t in_len,
     return 0;
 }
 
+/* Premultiply a row of `pixels` pixels spaced `stride` bytes apart. */
 static void row_premultiply(unsigned char *row, size_t pixels,
-                            unsigned channels)
+                            unsigned channels, unsigned stride)
 {
     size_t i;
     unsigned c;
 
     for (i = 0; i < pixels; i++) {
-        unsigned char *p = row + i * channels;
+        unsigned char *p = row + i * stride;
         unsigned a = p[channels - 1];
 
         for (c = 0; c + 1 < channels; c++)
             p[c] = (unsigned char)((p[c] * a + 127) / 255);
+    }
+}
+
+/* Copy a row of `channels` channels into the ring, spacing pixels
+ * `stride` bytes apart; the padding bytes stay zero. */
+static void row_pad(unsigned char *restrict dst,
+                    const unsigned char *restrict src, size_t pixels,
+                    unsigned channels, unsigned stride)
+{
+    size_t i;
+    unsigned c;
+
+    if (channels == stride) {
+        memcpy(dst, src, pixels * channels);
+    } else if (channels == 3 && stride == 4) {
+        for (i = 0; i < pixels; i++, dst += 4, src += 3) {
+            dst[0] = src[0];
+            dst[1] = src[1];
+            dst[2] = src[2];
+        }
+    } else {
+        for (i = 0; i < pixels; i++)
+            for (c = 0; c < channels; c++)
+                dst[i * stride + c] = src[i * channels + c];
     }
 }
 
@@ -196,76 +234,167 @@ static unsigned char clamp_u8(int32_t v)
     return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Weighted sum of the ring rows that output row `j` needs, into `mid`. */
+static inline int16_t mid_value(int32_t acc)
+{
+    return (int16_t)((acc + (1 << (COEF_BITS - MID_BITS - 1))) >>
+                     (COEF_BITS - MID_BITS));
+}
+
+#ifdef __SSE2__
+/* Add two taps of 16 bytes each to four accumulators of 4 int32. */
+static inline void vertical_pair(__m128i acc[4], const unsigned char *a,
+                                 const unsigned char *b, __m128i c)
+{
+    const __m128i zero = _mm_setzero_si128();
+    __m128i ra = _mm_loadu_si128((const __m128i *)a);
+    __m128i rb = _mm_loadu_si128((const __m128i *)b);
+    __m128i alo = _mm_unpacklo_epi8(ra, zero), ahi = _mm_unpackhi_epi8(ra, zero);
+    __m128i blo = _mm_unpacklo_epi8(rb, zero), bhi = _mm_unpackhi_epi8(rb, zero);
+
+    acc[0] = _mm_add_epi32(acc[0], _mm_madd_epi16(_mm_unpacklo_epi16(alo, blo), c));
+    acc[1] = _mm_add_epi32(acc[1], _mm_madd_epi16(_mm_unpackhi_epi16(alo, blo), c));
+    acc[2] = _mm_add_epi32(acc[2], _mm_madd_epi16(_mm_unpacklo_epi16(ahi, bhi), c));
+    acc[3] = _mm_add_epi32(acc[3], _mm_madd_epi16(_mm_unpackhi_epi16(ahi, bhi), c));
+}
+#endif
+
+/*
+ * Weighted sum of the ring rows that output row `j` needs, into `mid`.
+ * The SSE2 loop does 16 bytes at a time with every tap, so its sums stay
+ * in registers; the plain C loop does the rest and gives the same values.
+ */
 HOT_LOOP static void pass_vertical(struct img_resampler *rs, uint32_t j)
 {
     const struct img_filter *f = &rs->vertical;
     const int16_t *coef = f->coef + (size_t)j * f->taps;
+    const unsigned char **rows = rs->taps;
+    uint32_t count = f->count[j], t;
     int32_t *restrict acc = rs->acc;
     int16_t *restrict mid = rs->mid;
-    size_t n = rs->in_row_len, x;
-    uint32_t t;
+    size_t n = rs->ring_row_len, x = 0;
 
-    memset(acc, 0, n * sizeof(*acc));
-    for (t = 0; t < f->count[j]; t++) {
-        const unsigned char *restrict src =
-            rs->ring + ((f->start[j] + t) % f->taps) * n;
-        int32_t c = coef[t];
+    for (t = 0; t < count; t++)
+        rows[t] = rs->ring + ((f->start[j] + t) % f->taps) * n;
+    /* An odd count pairs its last tap with a zero coefficient. */
+    rows[count] = rows[0];
 
-        for (x = 0; x < n; x++)
-            acc[x] += src[x] * c;
+#ifdef __SSE2__
+    for (; x + 16 <= n; x += 16) {
+        const __m128i round = _mm_set1_epi32(1 << (COEF_BITS - MID_BITS - 1));
+        __m128i sum[4] = { round, round, round, round };
+
+        for (t = 0; t < count; t += 2) {
+            __m128i c = _mm_set1_epi32((int32_t)((uint32_t)(uint16_t)coef[t] |
+                                       (uint32_t)(uint16_t)coef[t + 1] << 16));
+
+            vertical_pair(sum, rows[t] + x, rows[t + 1] + x, c);
+        }
+        for (t = 0; t < 4; t++)
+            sum[t] = _mm_srai_epi32(sum[t], COEF_BITS - MID_BITS);
+        _mm_storeu_si128((__m128i *)(mid + x), _mm_packs_epi32(sum[0], sum[1]));
+        _mm_storeu_si128((__m128i *)(mid + x + 8),
+                         _mm_packs_epi32(sum[2], sum[3]));
     }
-    for (x = 0; x < n; x++)
-        mid[x] = (int16_t)((acc[x] + (1 << (COEF_BITS - MID_BITS - 1))) >>
-                           (COEF_BITS - MID_BITS));
+#endif
+    if (x == n)
+        return;
+    memset(acc + x, 0, (n - x) * sizeof(*acc));
+    for (t = 0; t < count; t++) {
+        const unsigned char *restrict src = rows[t];
+        int32_t c = coef[t];
+        size_t k;
+
+        for (k = x; k < n; k++)
+            acc[k] += src[k] * c;
+    }
+    for (; x < n; x++)
+        mid[x] = mid_value(acc[x]);
 }
 
-/* Horizontal pass for a fixed channel count, so that the compiler unrolls
- * the channel loop. */
-HOT_LOOP static inline void pass_horizontal_n(const struct img_filter *f,
-                                     const int16_t *restrict mid,
-                                     unsigned char *restrict out,
-                                     unsigned channels)
+/* Horizontal pass of a gray row. */
+HOT_LOOP static void pass_horizontal_gray(const struct img_filter *f,
+                                          const int16_t *restrict mid,
+                                          unsigned char *restrict out)
 {
-    const int32_t round = 1 << (COEF_BITS + MID_BITS - 1);
     uint32_t i, t;
-    unsigned c;
 
     for (i = 0; i < f->out_len; i++) {
         const int16_t *coef = f->coef + (size_t)i * f->taps;
-        const int16_t *src = mid + (size_t)f->start[i] * channels;
-        int32_t acc[4] = { round, round, round, round };
+        const int16_t *src = mid + f->start[i];
+        int32_t acc = 1 << (COEF_BITS + MID_BITS - 1);
 
-        for (t = 0; t < f->count[i]; t++) {
-            for (c = 0; c < channels; c++)
-                acc[c] += src[c] * coef[t];
-            src += channels;
-        }
-        for (c = 0; c < channels; c++)
-            out[c] = clamp_u8(acc[c] >> (COEF_BITS + MID_BITS));
-        out += channels;
+        for (t = 0; t < f->count[i]; t++)
+            acc += src[t] * coef[t];
+        out[i] = clamp_u8(acc >> (COEF_BITS + MID_BITS));
     }
 }
 
-HOT_LOOP static void pass_horizontal(const struct img_resampler *rs,
+/*
+ * Horizontal pass of a row padded to 4 channels, writing `channels` (2, 3
+ * or 4) per output pixel. Taps go in pairs; an odd count reads one pixel
+ * more, which the zero coefficient cancels and the padding of `mid` keeps
+ * in bounds. The SSE2 and the plain C loops compute the same integers.
+ */
+HOT_LOOP static void pass_horizontal_quad(const struct img_filter *f,
+                                          const int16_t *restrict mid,
+                                          unsigned char *restrict out,
+                                          unsigned channels)
+{
+    const int32_t round = 1 << (COEF_BITS + MID_BITS - 1);
+    uint32_t i, t;
+
+    for (i = 0; i < f->out_len; i++, out += channels) {
+        const int16_t *coef = f->coef + (size_t)i * f->taps;
+        const int16_t *src = mid + (size_t)f->start[i] * 4;
+        unsigned char px[4];
+#ifdef __SSE2__
+        __m128i acc = _mm_set1_epi32(round);
+        __m128i packed;
+        uint32_t v;
+
+        for (t = 0; t < f->count[i]; t += 2, src += 8) {
+            __m128i two = _mm_loadu_si128((const __m128i *)src);
+            /* r0 r1 g0 g1 b0 b1 a0 a1: each 32-bit lane gets a pair. */
+            __m128i pairs = _mm_unpacklo_epi16(two, _mm_srli_si128(two, 8));
+            __m128i c = _mm_set1_epi32((int32_t)((uint32_t)(uint16_t)coef[t] |
+                                       (uint32_t)(uint16_t)coef[t + 1] << 16));
+
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(pairs, c));
+        }
+        acc = _mm_srai_epi32(acc, COEF_BITS + MID_BITS);
+        packed = _mm_packs_epi32(acc, acc);
+        packed = _mm_packus_epi16(packed, packed);
+        v = (uint32_t)_mm_cvtsi128_si32(packed);
+        px[0] = (unsigned char)v;
+        px[1] = (unsigned char)(v >> 8);
+        px[2] = (unsigned char)(v >> 16);
+        px[3] = (unsigned char)(v >> 24);
+#else
+        int32_t acc[4] = { round, round, round, round };
+        unsigned c;
+
+        for (t = 0; t < f->count[i]; t++, src += 4)
+            for (c = 0; c < 4; c++)
+                acc[c] += src[c] * coef[t];
+        for (c = 0; c < 4; c++)
+            px[c] = clamp_u8(acc[c] >> (COEF_BITS + MID_BITS));
+#endif
+        out[0] = px[0];
+        out[1] = px[1];
+        if (channels > 2)
+            out[2] = px[2];
+        if (channels > 3)
+            out[3] = px[3];
+    }
+}
+
+static void pass_horizontal(const struct img_resampler *rs,
                             unsigned char *out)
 {
-    const struct img_filter *f = &rs->horizontal;
-
-    switch (rs->channels) {
-    case 1:
-        pass_horizontal_n(f, rs->mid, out, 1);
-        break;
-    case 2:
-        pass_horizontal_n(f, rs->mid, out, 2);
-        break;
-    case 3:
-        pass_horizontal_n(f, rs->mid, out, 3);
-        break;
-    default:
-        pass_horizontal_n(f, rs->mid, out, 4);
-        break;
-    }
+    if (rs->mid_channels == 1)
+        pass_horizontal_gray(&rs->horizontal, rs->mid, out);
+    else
+        pass_horizontal_quad(&rs->horizontal, rs->mid, out, rs->channels);
 }
 
 static void resampler_free(struct img_resampler *rs)
@@ -275,6 +404,7 @@ static void resampler_free(struct img_resampler *rs)
     filter_release(&rs->horizontal);
     filter_release(&rs->vertical);
     free(rs->ring);
+    free(rs->taps);
     free(rs->acc);
     free(rs->mid);
     free(rs);
@@ -292,14 +422,17 @@ static struct img_resampler *resampler_new(uint32_t in_width,
         return NULL;
     rs->channels = channels;
     rs->has_alpha = has_alpha;
-    rs->in_row_len = (size_t)in_width * channels;
+    rs->mid_channels = channels == 1 ? 1 : 4;
+    rs->ring_row_len = (size_t)in_width * rs->mid_channels;
     if (filter_build(&rs->horizontal, in_width, out_width) != 0 ||
         filter_build(&rs->vertical, in_height, out_height) != 0)
         goto fail;
-    rs->ring = malloc(rs->in_row_len * rs->vertical.taps);
-    rs->acc = malloc(rs->in_row_len * sizeof(*rs->acc));
-    rs->mid = malloc(rs->in_row_len * sizeof(*rs->mid));
-    if (!rs->ring || !rs->acc || !rs->mid)
+    rs->ring = calloc(rs->vertical.taps, rs->ring_row_len);
+    rs->taps = calloc(rs->vertical.taps + 1, sizeof(*rs->taps));
+    rs->acc = malloc(rs->ring_row_len * sizeof(*rs->acc));
+    rs->mid = calloc(((size_t)in_width + rs->horizontal.taps + 1) *
+                     rs->mid_channels, sizeof(*rs->mid));
+    if (!rs->ring || !rs->taps || !rs->acc || !rs->mid)
         goto fail;
     return rs;
 fail:
@@ -348,10 +481,11 @@ void img_sink_push(struct img_sink *sink, const unsigned char *row)
         return;
     }
 
-    slot = rs->ring + (size_t)(r % rs->vertical.taps) * rs->in_row_len;
-    memcpy(slot, row, rs->in_row_len);
+    slot = rs->ring + (size_t)(r % rs->vertical.taps) * rs->ring_row_len;
+    row_pad(slot, row, sink->in_width, rs->channels, rs->mid_channels);
     if (rs->has_alpha)
-        row_premultiply(slot, sink->in_width, rs->channels);
+        row_premultiply(slot, sink->in_width, rs->channels,
+                        rs->mid_channels);
 
     while (rs->next_out < rs->vertical.out_len &&
            rs->vertical.start[rs->next_out] +

@@ -497,6 +497,41 @@ static unsigned char *png_make(int w, int h, int channels, int orientation,
     return m.data;
 }
 
+/* A PNG of one flat colour: `channels` 1 (gray) or 2 (gray + alpha), with
+ * gray level `gray` and alpha `alpha`. */
+static unsigned char *png_flat(int w, int h, int channels, int gray,
+                               int alpha, size_t *len)
+{
+    struct png_mem m = { NULL, 0 };
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
+                                              NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    unsigned char *row = malloc((size_t)w * channels);
+    int x, y;
+
+    assert_non_null(info);
+    assert_non_null(row);
+    for (x = 0; x < w; x++) {
+        row[x * channels] = (unsigned char)gray;
+        if (channels == 2)
+            row[x * channels + 1] = (unsigned char)alpha;
+    }
+    png_set_write_fn(png, &m, png_mem_write, png_mem_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 channels == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA
+                               : PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE,
+                 PNG_FILTER_TYPE_BASE);
+    png_write_info(png, info);
+    for (y = 0; y < h; y++)
+        png_write_row(png, row);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    *len = m.len;
+    return m.data;
+}
+
 static int png_has_chunk(const unsigned char *d, size_t len, const char *type)
 {
     size_t pos = 8;
@@ -526,6 +561,38 @@ static unsigned char *png_pixels(const unsigned char *d, size_t len,
     assert_non_null(px);
     assert_true(png_image_finish_read(image, NULL, px, 0, NULL));
     return px;
+}
+
+/* Flat gray and gray + alpha images keep their values through the
+ * resampler (one channel, and two padded to four). */
+static void png_gray_resized(void **state)
+{
+    static const int channels[2] = { 1, 2 };
+    int i;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        size_t len;
+        unsigned char *png = png_flat(3001, 2001, channels[i], 100, 128,
+                                      &len);
+        png_image image;
+        unsigned char *px;
+        struct run r;
+
+        run_bytes(png, len, NULL, &r);
+        assert_int_equal(r.status, IMG_OK);
+        assert_int_equal(r.result.width, 1620);
+        assert_int_equal(r.result.height, 1080);
+        /* IHDR colour type: 0 gray, 4 gray + alpha. */
+        assert_int_equal(r.out[25], channels[i] == 2 ? 4 : 0);
+        px = png_pixels(r.out, r.out_len, &image);
+        assert_int_equal(px[(500 * 1620 + 700) * 4], 100);
+        assert_int_equal(px[(500 * 1620 + 700) * 4 + 3],
+                         channels[i] == 2 ? 128 : 255);
+        free(px);
+        run_release(&r);
+        free(png);
+    }
 }
 
 static void png_screenshot_alpha(void **state)
@@ -778,6 +845,7 @@ int main(void)
         cmocka_unit_test(png_metadata_stripped),
         cmocka_unit_test(png_exif_orientation),
         cmocka_unit_test(png_truncated_rejected),
+        cmocka_unit_test(png_gray_resized),
         cmocka_unit_test(concurrent_calls_match),
         cmocka_unit_test(corpus_samples),
     };
