@@ -182,8 +182,14 @@ static void row_premultiply(unsigned char *row, size_t pixels,
         unsigned char *p = row + i * stride;
         unsigned a = p[channels - 1];
 
-        for (c = 0; c + 1 < channels; c++)
-            p[c] = (unsigned char)((p[c] * a + 127) / 255);
+        if (a == 255)
+            continue;
+        /* Rounds p * a / 255 exactly for 8-bit p and a. */
+        for (c = 0; c + 1 < channels; c++) {
+            unsigned x = p[c] * a + 128;
+
+            p[c] = (unsigned char)((x + (x >> 8)) >> 8);
+        }
     }
 }
 
@@ -198,11 +204,16 @@ static void row_pad(unsigned char *restrict dst,
 
     if (channels == stride) {
         memcpy(dst, src, pixels * channels);
-    } else if (channels == 3 && stride == 4) {
-        for (i = 0; i < pixels; i++, dst += 4, src += 3) {
+    } else if (channels == 3) {
+        for (i = 0; i < pixels; i++, dst += stride, src += 3) {
             dst[0] = src[0];
             dst[1] = src[1];
             dst[2] = src[2];
+        }
+    } else if (channels == 2) {
+        for (i = 0; i < pixels; i++, dst += stride, src += 2) {
+            dst[0] = src[0];
+            dst[1] = src[1];
         }
     } else {
         for (i = 0; i < pixels; i++)
@@ -221,6 +232,8 @@ static void row_unpremultiply(unsigned char *row, size_t pixels,
         unsigned char *p = row + i * channels;
         unsigned a = p[channels - 1];
 
+        if (a == 255)
+            continue;
         for (c = 0; c + 1 < channels; c++) {
             unsigned v = a ? (p[c] * 255u + a / 2) / a : 0;
 
