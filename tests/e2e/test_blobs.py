@@ -15,6 +15,18 @@ EMPTY_SHA256 = \
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
+@pytest.fixture(scope="module")
+def shared(server):
+    """One contract with one user, shared by the tests of this module that
+    do not count the contract's blobs."""
+    return Tenant(server, users=1)
+
+
+@pytest.fixture
+def client(shared):
+    return shared.users[0].client
+
+
 def raw_exchange(server, head, body=b"", timeout=10):
     """Send `head` (the request line and headers, without the blank line)
     and `body` over a new socket; return (status, headers, parsed JSON or
@@ -47,10 +59,9 @@ def media_type(response):
     return response.headers["Content-Type"].split(";")[0].strip()
 
 
-def test_blob_upload_view(server):
-    tenant = Tenant(server, users=1)
+def test_blob_upload_view(client):
     data = random_bytes(5000)
-    response = tenant.users[0].client.upload(data)
+    response = client.upload(data)
     assert response.status_code == 201
     view = response.json()
     assert view["id"] == sha256_hex(data)
@@ -61,9 +72,7 @@ def test_blob_upload_view(server):
     assert "height" not in view
 
 
-def test_blob_download_same_bytes(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_download_same_bytes(client):
     data = random_bytes(70_000)
     blob = client.upload_ok(data)
     response = client.get(f"/v1/blobs/{blob['id']}")
@@ -131,9 +140,7 @@ def test_blob_zero_bytes(server):
     assert tenant.view()["blob_count"] == 1
 
 
-def test_blob_media_type_from_bytes(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_media_type_from_bytes(client):
     pdf = minimal_pdf()
     view = client.upload_ok(pdf, headers={"Content-Type": "image/png",
                                           "X-Filename": "photo.png"})
@@ -149,9 +156,7 @@ def test_blob_media_type_from_bytes(server):
     ("webp_named_as.png", "image/webp"),
     ("one_byte_newline.jpg", None),
 ])
-def test_blob_non_image_stored_verbatim(server, name, expected):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_non_image_stored_verbatim(client, name, expected):
     data = corpus_bytes(name)
     view = client.upload_ok(data, headers={"Content-Type": "image/jpeg"})
     assert view["id"] == sha256_hex(data)
@@ -163,18 +168,15 @@ def test_blob_non_image_stored_verbatim(server, name, expected):
     assert client.get(f"/v1/blobs/{view['id']}").content == data
 
 
-def test_blob_jpeg_named_png(server):
-    tenant = Tenant(server, users=1)
-    view = tenant.users[0].client.upload_ok(
+def test_blob_jpeg_named_png(client):
+    view = client.upload_ok(
         corpus_bytes("jpeg_named_as.png"),
         headers={"Content-Type": "image/png", "X-Filename": "x.png"})
     assert view["media_type"] == "image/jpeg"
     assert view["width"] > 0
 
 
-def test_blob_headers(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_headers(client):
     blob = client.upload_ok(minimal_pdf("headers"))
     response = client.get(f"/v1/blobs/{blob['id']}")
     assert response.status_code == 200
@@ -193,9 +195,7 @@ def test_blob_headers(server):
     b"\x7fELF\x02\x01\x01\x00" + bytes(200),
     bytes(range(256)) * 8,
 ], ids=["html", "elf", "binary"])
-def test_blob_attachment_disposition(server, data):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_attachment_disposition(client, data):
     blob = client.upload_ok(data)
     response = client.get(f"/v1/blobs/{blob['id']}")
     assert response.status_code == 200
@@ -204,9 +204,7 @@ def test_blob_attachment_disposition(server, data):
     assert response.content == data
 
 
-def test_blob_image_inline(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_image_inline(client):
     blob = client.upload_ok(corpus_bytes("pngsuite_basn2c08.png"))
     response = client.get(f"/v1/blobs/{blob['id']}")
     assert media_type(response) == "image/png"
@@ -215,9 +213,7 @@ def test_blob_image_inline(server):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_blob_head(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_head(client):
     data = random_bytes(12345)
     blob = client.upload_ok(data)
     response = client.head(f"/v1/blobs/{blob['id']}")
@@ -236,9 +232,7 @@ def test_blob_head(server):
     ("bytes=-5", 995, 999),
     ("bytes=995-5000", 995, 999),
 ])
-def test_blob_range_206(server, header, start, end):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_range_206(client, header, start, end):
     data = random_bytes(1000)
     blob = client.upload_ok(data)
     response = client.get(f"/v1/blobs/{blob['id']}",
@@ -252,9 +246,7 @@ def test_blob_range_206(server, header, start, end):
 
 
 @pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000"])
-def test_blob_range_416(server, header):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_range_416(client, header):
     blob = client.upload_ok(random_bytes(1000))
     response = client.get(f"/v1/blobs/{blob['id']}",
                           headers={"Range": header})
@@ -263,9 +255,7 @@ def test_blob_range_416(server, header):
     assert error_code(response) == "range_not_satisfiable"
 
 
-def test_blob_if_none_match_304(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_if_none_match_304(client):
     blob = client.upload_ok(random_bytes(2000))
     etag = f'"{blob["id"]}"'
     response = client.get(f"/v1/blobs/{blob['id']}",
@@ -275,9 +265,7 @@ def test_blob_if_none_match_304(server):
     assert response.headers["ETag"] == etag
 
 
-def test_blob_if_none_match_other_200(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_if_none_match_other_200(client):
     blob = client.upload_ok(random_bytes(2000))
     response = client.get(f"/v1/blobs/{blob['id']}",
                           headers={"If-None-Match": '"' + "0" * 64 + '"'})
@@ -285,9 +273,8 @@ def test_blob_if_none_match_other_200(server):
     assert len(response.content) == 2000
 
 
-def test_blob_unknown_404(server):
-    tenant = Tenant(server, users=1)
-    response = tenant.users[0].client.get(f"/v1/blobs/{'ab' * 32}")
+def test_blob_unknown_404(client):
+    response = client.get(f"/v1/blobs/{'ab' * 32}")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
 
@@ -398,9 +385,7 @@ def test_blob_aborted_upload_leaves_nothing(server):
     assert client.upload(random_bytes(10)).status_code == 201
 
 
-def test_blob_x_filename_not_stored(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_blob_x_filename_not_stored(client):
     data = random_bytes(300)
     one = client.upload_ok(data, headers={"X-Filename": "report.bin"})
     two = client.upload_ok(data, headers={"X-Filename": "other.bin"})

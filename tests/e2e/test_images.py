@@ -13,6 +13,18 @@ EXIF_MARKER = b"Exif\x00\x00"
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/"
 
 
+@pytest.fixture(scope="module")
+def shared(server):
+    """One contract with one user, shared by the tests of this module that
+    do not count the contract's blobs."""
+    return Tenant(server, users=1)
+
+
+@pytest.fixture
+def client(shared):
+    return shared.users[0].client
+
+
 def upload_image(client, data):
     """Upload, download the stored bytes, and check that the view's
     figures describe them; return (view, stored bytes, PIL image)."""
@@ -61,10 +73,9 @@ def png_bit_depth(data):
 
 
 @pytest.mark.parametrize("number", range(1, 9))
-def test_image_exif_landscape(server, number):
-    tenant = Tenant(server, users=1)
+def test_image_exif_landscape(client, number):
     original = corpus_bytes(f"exif_landscape_{number}.jpg")
-    view, stored, image = upload_image(tenant.users[0].client, original)
+    view, stored, image = upload_image(client, original)
     assert view["media_type"] == "image/jpeg"
     assert image.format == "JPEG"
     assert image.size == (600, 450)
@@ -73,19 +84,17 @@ def test_image_exif_landscape(server, number):
 
 
 @pytest.mark.parametrize("number", [1, 3, 4, 7])
-def test_image_exif_portrait(server, number):
-    tenant = Tenant(server, users=1)
+def test_image_exif_portrait(client, number):
     original = corpus_bytes(f"exif_portrait_{number}.jpg")
-    _view, _stored, image = upload_image(tenant.users[0].client, original)
+    _view, _stored, image = upload_image(client, original)
     assert image.size == (450, 600)
     assert orientation(image) == 1
     assert_upright(image, original)
 
 
-def test_image_exif_rotate_then_fit(server):
-    tenant = Tenant(server, users=1)
+def test_image_exif_rotate_then_fit(client):
     original = corpus_bytes("exif_portrait_6_full_1800x1200.jpg")
-    view, _stored, image = upload_image(tenant.users[0].client, original)
+    view, _stored, image = upload_image(client, original)
     assert (view["width"], view["height"]) == (1080, 1620)
     assert image.size == (1080, 1620)
     assert orientation(image) == 1
@@ -97,9 +106,8 @@ def test_image_exif_rotate_then_fit(server):
     ("png_exif_orientation5.png", (100, 200)),
     ("exif_orientation8_2x1.jpg", (1, 2)),
 ])
-def test_image_exif_small(server, name, size):
-    tenant = Tenant(server, users=1)
-    _view, _stored, image = upload_image(tenant.users[0].client,
+def test_image_exif_small(client, name, size):
+    _view, _stored, image = upload_image(client,
                                          corpus_bytes(name))
     assert image.size == size
     assert orientation(image) == 1
@@ -109,9 +117,8 @@ def test_image_exif_small(server, name, size):
     "exif_landscape_6.jpg", "exif_gps_wrong_types.jpg",
     "exactly_1920x1080.jpeg", "exif_landscape_1.jpg", "ycck_pil_sample.jpg",
 ])
-def test_image_metadata_removed(server, name):
-    tenant = Tenant(server, users=1)
-    _view, stored, image = upload_image(tenant.users[0].client,
+def test_image_metadata_removed(client, name):
+    _view, stored, image = upload_image(client,
                                         corpus_bytes(name))
     assert EXIF_MARKER not in stored
     assert XMP_NAMESPACE not in stored
@@ -119,18 +126,16 @@ def test_image_metadata_removed(server, name):
     assert len(image.getexif()) == 0
 
 
-def test_image_png_exif_removed(server):
-    tenant = Tenant(server, users=1)
+def test_image_png_exif_removed(client):
     _view, stored, image = upload_image(
-        tenant.users[0].client, corpus_bytes("png_exif_orientation6.png"))
+        client, corpus_bytes("png_exif_orientation6.png"))
     assert b"eXIf" not in stored
     assert "exif" not in image.info
 
 
-def test_image_large_photo_rescaled(server):
-    tenant = Tenant(server, users=1)
+def test_image_large_photo_rescaled(client):
     original = jpeg_bytes(photo_image(4000, 3000, seed=3))
-    view, _stored, image = upload_image(tenant.users[0].client, original)
+    view, _stored, image = upload_image(client, original)
     assert view["media_type"] == "image/jpeg"
     assert image.format == "JPEG"
     assert image.size == (1440, 1080)
@@ -144,10 +149,9 @@ def test_image_large_photo_rescaled(server):
     (1000, 4000, (480, 1920)),
     (2500, 1080, (1920, 829)),
 ])
-def test_image_fit_rule(server, width, height, expected):
-    tenant = Tenant(server, users=1)
+def test_image_fit_rule(client, width, height, expected):
     original = jpeg_bytes(photo_image(width, height, seed=width, noise=4))
-    _view, _stored, image = upload_image(tenant.users[0].client, original)
+    _view, _stored, image = upload_image(client, original)
     assert abs(image.size[0] - expected[0]) <= 1, image.size
     assert abs(image.size[1] - expected[1]) <= 1, image.size
 
@@ -158,28 +162,25 @@ def test_image_fit_rule(server, width, height, expected):
     ("png_940x2.png", (940, 2)),
     ("jpeg_15x15_partial_mcu.jpg", (15, 15)),
 ])
-def test_image_never_enlarged(server, name, size):
-    tenant = Tenant(server, users=1)
-    _view, _stored, image = upload_image(tenant.users[0].client,
+def test_image_never_enlarged(client, name, size):
+    _view, _stored, image = upload_image(client,
                                          corpus_bytes(name))
     assert image.size == size
 
 
-def test_image_fitting_jpeg_not_reencoded(server):
-    tenant = Tenant(server, users=1)
+def test_image_fitting_jpeg_not_reencoded(client):
     original = jpeg_bytes(photo_image(800, 600, seed=4))
-    _view, _stored, image = upload_image(tenant.users[0].client, original)
+    _view, _stored, image = upload_image(client, original)
     assert image.tobytes() == open_image(original).tobytes()
 
 
-def test_image_png_screenshot_alpha(server):
-    tenant = Tenant(server, users=1)
+def test_image_png_screenshot_alpha(client):
     screenshot = photo_image(2560, 1440, seed=5, noise=0).convert("RGBA")
     alpha = Image.new("L", screenshot.size, 255)
     alpha.paste(0, (0, 0, 2560, 200))
     alpha.paste(128, (0, 200, 2560, 400))
     screenshot.putalpha(alpha)
-    view, _stored, image = upload_image(tenant.users[0].client,
+    view, _stored, image = upload_image(client,
                                         png_bytes(screenshot))
     assert view["media_type"] == "image/png"
     assert image.format == "PNG"
@@ -191,30 +192,27 @@ def test_image_png_screenshot_alpha(server):
     assert stored_alpha.getpixel((960, 900)) == 255
 
 
-def test_image_png_alpha_corpus(server):
-    tenant = Tenant(server, users=1)
+def test_image_png_alpha_corpus(client):
     _view, _stored, image = upload_image(
-        tenant.users[0].client, corpus_bytes("rgba_2048x1536_idot.png"))
+        client, corpus_bytes("rgba_2048x1536_idot.png"))
     assert image.format == "PNG"
     assert abs(image.size[0] - 1440) <= 1
     assert abs(image.size[1] - 1080) <= 1
     assert image.mode in ("RGBA", "LA") or "transparency" in image.info
 
 
-def test_image_png_transparent_kept(server):
-    tenant = Tenant(server, users=1)
+def test_image_png_transparent_kept(client):
     _view, _stored, image = upload_image(
-        tenant.users[0].client, corpus_bytes("fully_transparent_300x300.png"))
+        client, corpus_bytes("fully_transparent_300x300.png"))
     assert image.size == (300, 300)
     alpha = image.convert("RGBA").getchannel("A")
     assert alpha.getextrema() == (0, 0)
 
 
-def test_image_png_16bit_to_8bit(server):
-    tenant = Tenant(server, users=1)
+def test_image_png_16bit_to_8bit(client):
     original = corpus_bytes("rgb16_flag_900x600.png")
     assert png_bit_depth(original) == 16
-    _view, stored, image = upload_image(tenant.users[0].client, original)
+    _view, stored, image = upload_image(client, original)
     assert png_bit_depth(stored) == 8
     assert image.size == (900, 600)
     top = image.convert("RGB").getpixel((450, 50))
@@ -223,10 +221,9 @@ def test_image_png_16bit_to_8bit(server):
     assert top[2] < 80
 
 
-def test_image_cmyk_becomes_rgb(server):
-    tenant = Tenant(server, users=1)
+def test_image_cmyk_becomes_rgb(client):
     _view, _stored, image = upload_image(
-        tenant.users[0].client, corpus_bytes("ycck_pil_sample.jpg"))
+        client, corpus_bytes("ycck_pil_sample.jpg"))
     assert image.mode == "RGB"
     reference = open_image(corpus_bytes("ycck_reference_rgb.jpg"))
     assert mean_difference(image.convert("L"), reference.convert("L")) < 20
@@ -238,16 +235,14 @@ def test_image_cmyk_becomes_rgb(server):
     "png_ihdr_missing.png", "broken_zlib_stream.png", "png_width_zero.png",
     "huge_iCCP_length.png",
 ])
-def test_image_corrupt_415(server, name):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
-    client.upload_ok(random_bytes(321))
+def test_image_corrupt_415(shared, client, name):
+    before = shared.view()
     data = corpus_bytes(name)
     response = client.upload(data)
     assert response.status_code == 415
     assert error_code(response) == "unsupported_image"
-    assert tenant.view()["used_bytes"] == 321
-    assert tenant.view()["blob_count"] == 1
+    assert shared.view()["used_bytes"] == before["used_bytes"]
+    assert shared.view()["blob_count"] == before["blob_count"]
     assert client.get(f"/v1/blobs/{sha256_hex(data)}").status_code == 404
 
 
@@ -255,15 +250,13 @@ def test_image_corrupt_415(server, name):
     "truncated_baseline_2725x2225.jpg", "truncated_progressive.jpg",
     "truncated_progressive_5_of_10_scans.jpeg", "truncated_png_640x480.png",
 ])
-def test_image_truncated_415(server, name):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
-    client.upload_ok(random_bytes(123))
+def test_image_truncated_415(shared, client, name):
+    before = shared.view()
     response = client.upload(corpus_bytes(name))
     assert response.status_code == 415
     assert error_code(response) == "unsupported_image"
-    assert tenant.view()["used_bytes"] == 123
-    assert tenant.view()["blob_count"] == 1
+    assert shared.view()["used_bytes"] == before["used_bytes"]
+    assert shared.view()["blob_count"] == before["blob_count"]
 
 
 @pytest.mark.parametrize("make", [
@@ -274,31 +267,29 @@ def test_image_truncated_415(server, name):
     lambda: b"\x89PNG\r\n\x1a\n" + random_bytes(20_000, seed=5),
 ], ids=["jpeg-large-cut", "jpeg-small-cut", "png-cut", "jpeg-garbage",
         "png-garbage"])
-def test_image_generated_corrupt_415(server, make):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_image_generated_corrupt_415(shared, client, make):
+    before = shared.view()
     response = client.upload(make())
     assert response.status_code == 415
     assert error_code(response) == "unsupported_image"
-    assert tenant.view()["used_bytes"] == 0
-    assert tenant.view()["blob_count"] == 0
+    assert shared.view()["used_bytes"] == before["used_bytes"]
+    assert shared.view()["blob_count"] == before["blob_count"]
 
 
 @pytest.mark.parametrize("name", [
     "bomb_png_16384x16384_32KB.png", "bomb_jpeg_65535x65535_186B.jpg",
 ])
-def test_image_pixel_bomb_415(server, name):
-    tenant = Tenant(server, users=1)
-    response = tenant.users[0].client.upload(corpus_bytes(name))
+def test_image_pixel_bomb_415(shared, client, name):
+    before = shared.view()
+    response = client.upload(corpus_bytes(name))
     assert response.status_code == 415
     assert error_code(response) == "unsupported_image"
-    assert tenant.view()["used_bytes"] == 0
+    assert shared.view()["used_bytes"] == before["used_bytes"]
 
 
 def test_image_max_pixels_config(blobd):
     server = blobd(limits={"max_image_pixels": 1_000_000})
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+    client = Tenant(server, users=1).users[0].client
     fits = client.upload(jpeg_bytes(photo_image(1000, 1000, seed=1)))
     assert fits.status_code == 201
     over = client.upload(jpeg_bytes(photo_image(1001, 1000, seed=2)))
@@ -306,8 +297,8 @@ def test_image_max_pixels_config(blobd):
     assert error_code(over) == "unsupported_image"
 
 
-def test_image_same_upload_same_bytes(server):
-    first = Tenant(server, users=1)
+def test_image_same_upload_same_bytes(server, shared):
+    first = shared
     second = Tenant(server, users=1)
     for original in (jpeg_bytes(photo_image(3200, 2400, seed=13)),
                      corpus_bytes("exif_portrait_6_full_1800x1200.jpg"),
@@ -331,12 +322,10 @@ def test_image_png_duplicate_copies(server):
     assert tenant.view()["used_bytes"] == one["size"]
 
 
-def test_image_view_figures_match(server):
-    tenant = Tenant(server, users=1)
-    client = tenant.users[0].client
+def test_image_view_figures_match(client):
     for name in ("widescreen_2000x1000_corners.png", "gray16_trns.png",
                  "progressive_peacock.jpg", "restart_markers.jpg",
-                 "pngsuite_basn3p08.png"):
+                 "pngsuite_basi3p08.png"):
         view, _stored, image = upload_image(client, corpus_bytes(name))
         assert view["media_type"] == f"image/{image.format.lower()}", name
         assert max(image.size) <= 1920, name

@@ -11,6 +11,13 @@ from conftest import (Tenant, corpus_bytes, error_code, minimal_pdf,
 RFC3339_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
 
 
+@pytest.fixture(scope="module")
+def team(server):
+    """One contract with three users; each test makes its own groups, so
+    the tests do not see each other's messages."""
+    return Tenant(server, users=3)
+
+
 def history(client, gid, **params):
     return client.get(f"/v1/conversations/{gid}/messages", params=params)
 
@@ -21,9 +28,9 @@ def history_ids(client, gid):
     return [m["id"] for m in response.json()["messages"]]
 
 
-def test_group_create_view(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_group_create_view(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     response = tenant.admin.client.post(
         f"/v1/contracts/{tenant.cid}/groups",
         json={"name": "Team Nord", "members": [anna.uid, bert.uid]})
@@ -34,16 +41,16 @@ def test_group_create_view(server):
     assert sorted(view["members"]) == sorted([anna.uid, bert.uid])
 
 
-def test_group_create_by_operator(server):
-    tenant = Tenant(server, users=1)
+def test_group_create_by_operator(team):
+    tenant = team
     response = tenant.operator.post(
         f"/v1/contracts/{tenant.cid}/groups",
         json={"name": "Ops", "members": [tenant.users[0].uid]})
     assert response.status_code == 201
 
 
-def test_group_members_replace(server):
-    tenant = Tenant(server, users=3)
+def test_group_members_replace(team):
+    tenant = team
     anna, bert, cora = tenant.users
     group = tenant.group([anna, bert])
     response = tenant.admin.client.put(
@@ -68,10 +75,11 @@ def test_conversations_lists_own_groups(server):
     assert only_bert["id"] not in listed
 
 
-def test_message_post_view(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_message_post_view(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
+    count = tenant.view()["message_count"]
     pdf = minimal_pdf("plan")
     blob = anna.client.upload_ok(pdf)
     response = anna.client.post_message(group["id"], "see plan",
@@ -87,12 +95,12 @@ def test_message_post_view(server):
     assert message["attachments"] == [{
         "blob": blob["id"], "filename": "plan.pdf", "size": len(pdf),
         "media_type": "application/pdf"}]
-    assert tenant.view()["message_count"] == 1
+    assert tenant.view()["message_count"] == count + 1
 
 
-def test_message_member_downloads_attachment(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_message_member_downloads_attachment(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     data = random_bytes(4000)
     blob = anna.client.upload_ok(data)
@@ -103,58 +111,61 @@ def test_message_member_downloads_attachment(server):
     assert response.content == data
 
 
-def test_message_non_member_404(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_message_non_member_404(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna])
+    count = tenant.view()["message_count"]
     for client in (bert.client, tenant.admin.client):
         response = client.post_message(group["id"], "let me in")
         assert response.status_code == 404
         assert error_code(response) == "not_found"
-    assert tenant.view()["message_count"] == 0
+    assert tenant.view()["message_count"] == count
 
 
-def test_message_unknown_group_404(server):
-    tenant = Tenant(server, users=1)
+def test_message_unknown_group_404(team):
+    tenant = team
     response = tenant.users[0].client.post_message(unique("nogroup"), "x")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
 
 
-def test_message_operator_403(server):
-    tenant = Tenant(server, users=1)
-    group = tenant.group(tenant.users)
+def test_message_operator_403(team):
+    tenant = team
+    group = tenant.group(tenant.users[:1])
     response = tenant.operator.post_message(group["id"], "from operator")
     assert response.status_code == 403
     assert error_code(response) == "forbidden"
 
 
-def test_message_foreign_attachment_404(server):
-    tenant = Tenant(server, users=3)
+def test_message_foreign_attachment_404(team):
+    tenant = team
     anna, bert, cora = tenant.users
     group = tenant.group([anna, bert])
+    count = tenant.view()["message_count"]
     cora_blob = cora.client.upload_ok(random_bytes(900))
     response = anna.client.post_message(group["id"], "not mine",
                                         [(cora_blob["id"], "c.bin")])
     assert response.status_code == 404
     assert error_code(response) == "not_found"
     assert bert.client.get(f"/v1/blobs/{cora_blob['id']}").status_code == 404
-    assert tenant.view()["message_count"] == 0
+    assert tenant.view()["message_count"] == count
 
 
-def test_message_unknown_attachment_404(server):
-    tenant = Tenant(server, users=1)
-    group = tenant.group(tenant.users)
+def test_message_unknown_attachment_404(team):
+    tenant = team
+    group = tenant.group(tenant.users[:1])
     response = tenant.users[0].client.post_message(
         group["id"], "ghost", [("cd" * 32, "ghost.bin")])
     assert response.status_code == 404
     assert error_code(response) == "not_found"
 
 
-def test_message_text_limit_default(server):
-    tenant = Tenant(server, users=1)
+def test_message_text_limit_default(team):
+    tenant = team
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
+    count = tenant.view()["message_count"]
     assert client.post_message(group["id"], "a" * 65536).status_code == 201
     response = client.post_message(group["id"], "a" * 65537)
     assert response.status_code == 413
@@ -163,23 +174,23 @@ def test_message_text_limit_default(server):
     assert client.post_message(group["id"], "é" * 32768).status_code == 201
     response = client.post_message(group["id"], "é" * 32769)
     assert response.status_code == 413
-    assert tenant.view()["message_count"] == 2
+    assert tenant.view()["message_count"] == count + 2
 
 
 def test_message_text_limit_config(blobd):
     server = blobd(limits={"max_text_bytes": 100})
     tenant = Tenant(server, users=1)
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
     assert client.post_message(group["id"], "b" * 100).status_code == 201
     response = client.post_message(group["id"], "b" * 101)
     assert response.status_code == 413
     assert error_code(response) == "too_large"
 
 
-def test_message_malformed_json_400(server):
-    tenant = Tenant(server, users=1)
-    group = tenant.group(tenant.users)
+def test_message_malformed_json_400(team):
+    tenant = team
+    group = tenant.group(tenant.users[:1])
     response = tenant.users[0].client.post(
         f"/v1/conversations/{group['id']}/messages", data=b"{not json",
         headers={"Content-Type": "application/json"})
@@ -187,10 +198,10 @@ def test_message_malformed_json_400(server):
     assert error_code(response) == "invalid_request"
 
 
-def test_history_newest_first_paging(server):
-    tenant = Tenant(server, users=1)
+def test_history_newest_first_paging(team):
+    tenant = team
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
     posted = [client.post_message_ok(group["id"], f"m{i}") for i in range(7)]
     expected = [m["id"] for m in reversed(posted)]
     seen = []
@@ -214,10 +225,10 @@ def test_history_newest_first_paging(server):
     assert seen == expected
 
 
-def test_history_before_exclusive(server):
-    tenant = Tenant(server, users=1)
+def test_history_before_exclusive(team):
+    tenant = team
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
     posted = [client.post_message_ok(group["id"], f"m{i}") for i in range(5)]
     response = history(client, group["id"], before=posted[3]["seq"])
     assert response.status_code == 200
@@ -226,10 +237,10 @@ def test_history_before_exclusive(server):
     assert response.json()["next_before"] is None
 
 
-def test_history_default_limit_50(server):
-    tenant = Tenant(server, users=1)
+def test_history_default_limit_50(team):
+    tenant = team
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
     posted = [client.post_message_ok(group["id"], f"m{i}") for i in range(53)]
     response = history(client, group["id"])
     assert response.status_code == 200
@@ -242,10 +253,10 @@ def test_history_default_limit_50(server):
         [m["id"] for m in reversed(posted[:3])]
 
 
-def test_history_limit_clamped(server):
-    tenant = Tenant(server, users=1)
+def test_history_limit_clamped(team):
+    tenant = team
     client = tenant.users[0].client
-    group = tenant.group(tenant.users)
+    group = tenant.group(tenant.users[:1])
     for i in range(3):
         client.post_message_ok(group["id"], f"m{i}")
     response = history(client, group["id"], limit=1_000_000)
@@ -256,17 +267,17 @@ def test_history_limit_clamped(server):
 @pytest.mark.parametrize("params", [
     {"limit": -1}, {"limit": "ten"}, {"before": -5}, {"before": "x"},
     {"limit": "1.5"}])
-def test_history_bad_params_400(server, params):
-    tenant = Tenant(server, users=1)
-    group = tenant.group(tenant.users)
+def test_history_bad_params_400(team, params):
+    tenant = team
+    group = tenant.group(tenant.users[:1])
     response = history(tenant.users[0].client, group["id"], **params)
     assert response.status_code == 400
     assert error_code(response) == "invalid_request"
 
 
-def test_history_non_member_404(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_history_non_member_404(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna])
     anna.client.post_message_ok(group["id"], "private")
     response = history(bert.client, group["id"])
@@ -274,10 +285,11 @@ def test_history_non_member_404(server):
     assert error_code(response) == "not_found"
 
 
-def test_delete_by_sender(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_delete_by_sender(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
+    count = tenant.view()["message_count"]
     message = anna.client.post_message_ok(group["id"], "oops")
     response = anna.client.delete(f"/v1/messages/{message['id']}")
     assert response.status_code == 204
@@ -285,12 +297,12 @@ def test_delete_by_sender(server):
     again = anna.client.delete(f"/v1/messages/{message['id']}")
     assert again.status_code == 404
     assert error_code(again) == "not_found"
-    assert tenant.view()["message_count"] == 0
+    assert tenant.view()["message_count"] == count
 
 
-def test_delete_by_admin(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_delete_by_admin(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     message = anna.client.post_message_ok(group["id"], "inappropriate")
     response = tenant.admin.client.delete(f"/v1/messages/{message['id']}")
@@ -298,9 +310,9 @@ def test_delete_by_admin(server):
     assert message["id"] not in history_ids(anna.client, group["id"])
 
 
-def test_delete_by_other_member_403(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_delete_by_other_member_403(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     message = anna.client.post_message_ok(group["id"], "mine")
     response = bert.client.delete(f"/v1/messages/{message['id']}")
@@ -309,9 +321,9 @@ def test_delete_by_other_member_403(server):
     assert message["id"] in history_ids(anna.client, group["id"])
 
 
-def test_delete_by_non_member_404(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_delete_by_non_member_404(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna])
     message = anna.client.post_message_ok(group["id"], "mine")
     response = bert.client.delete(f"/v1/messages/{message['id']}")
@@ -320,19 +332,20 @@ def test_delete_by_non_member_404(server):
     assert message["id"] in history_ids(anna.client, group["id"])
 
 
-def test_delete_by_operator_403(server):
-    tenant = Tenant(server, users=1)
-    group = tenant.group(tenant.users)
+def test_delete_by_operator_403(team):
+    tenant = team
+    group = tenant.group(tenant.users[:1])
     message = tenant.users[0].client.post_message_ok(group["id"], "x")
     response = tenant.operator.delete(f"/v1/messages/{message['id']}")
     assert response.status_code == 403
     assert error_code(response) == "forbidden"
 
 
-def test_blob_survives_one_of_two_deletes(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_blob_survives_one_of_two_deletes(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
+    used = tenant.used_bytes()
     data = random_bytes(2500)
     blob = anna.client.upload_ok(data)
     first = anna.client.post_message_ok(group["id"], "1",
@@ -342,12 +355,12 @@ def test_blob_survives_one_of_two_deletes(server):
     response = bert.client.get(f"/v1/blobs/{blob['id']}")
     assert response.status_code == 200
     assert response.content == data
-    assert tenant.view()["used_bytes"] == 2500
+    assert tenant.used_bytes() == used + 2500
 
 
-def test_blob_only_deleted_messages_404(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_blob_only_deleted_messages_404(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     blob = anna.client.upload_ok(random_bytes(2500))
     messages = [anna.client.post_message_ok(group["id"], str(i),
@@ -363,9 +376,9 @@ def test_blob_only_deleted_messages_404(server):
     assert anna.client.get(f"/v1/blobs/{blob['id']}").status_code == 200
 
 
-def test_blob_same_attachment_twice(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_blob_same_attachment_twice(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     blob = anna.client.upload_ok(random_bytes(1500))
     message = anna.client.post_message_ok(
@@ -375,8 +388,8 @@ def test_blob_same_attachment_twice(server):
     assert bert.client.get(f"/v1/blobs/{blob['id']}").status_code == 404
 
 
-def test_photo_shared_not_third_user(server):
-    tenant = Tenant(server, users=3)
+def test_photo_shared_not_third_user(team):
+    tenant = team
     anna, bert, cora = tenant.users
     team = tenant.group([anna, bert])
     tenant.group([cora, anna])
@@ -390,9 +403,9 @@ def test_photo_shared_not_third_user(server):
         assert response.status_code == 404, method
 
 
-def test_removed_member_loses_access(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_removed_member_loses_access(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
     blob = anna.client.upload_ok(random_bytes(1000))
     anna.client.post_message_ok(group["id"], "x", [(blob["id"], "x.bin")])
@@ -407,9 +420,9 @@ def test_removed_member_loses_access(server):
     assert group["id"] not in {g["id"] for g in listed}
 
 
-def test_added_member_sees_history(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_added_member_sees_history(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna])
     blob = anna.client.upload_ok(random_bytes(1000))
     message = anna.client.post_message_ok(group["id"], "before bert",
@@ -421,10 +434,11 @@ def test_added_member_sees_history(server):
     assert bert.client.get(f"/v1/blobs/{blob['id']}").status_code == 200
 
 
-def test_group_delete_drops_messages(server):
-    tenant = Tenant(server, users=2)
-    anna, bert = tenant.users
+def test_group_delete_drops_messages(team):
+    tenant = team
+    anna, bert = tenant.users[:2]
     group = tenant.group([anna, bert])
+    count = tenant.view()["message_count"]
     blob = anna.client.upload_ok(random_bytes(1000))
     anna.client.post_message_ok(group["id"], "x", [(blob["id"], "x.bin")])
     anna.client.post_message_ok(group["id"], "y")
@@ -433,7 +447,7 @@ def test_group_delete_drops_messages(server):
     assert response.status_code == 204
     assert history(bert.client, group["id"]).status_code == 404
     assert bert.client.get(f"/v1/blobs/{blob['id']}").status_code == 404
-    assert tenant.view()["message_count"] == 0
+    assert tenant.view()["message_count"] == count
     again = tenant.admin.client.delete(
         f"/v1/contracts/{tenant.cid}/groups/{group['id']}")
     assert again.status_code == 404

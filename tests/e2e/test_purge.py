@@ -115,7 +115,7 @@ def test_purge_real_matches_dry_run(server):
 def test_purge_messages_before_date_gone(server):
     scene = PurgeScene(server)
     tenant = scene.tenant
-    purge(tenant.admin.client, tenant.cid, scene.before, False)
+    purge(tenant.operator, tenant.cid, scene.before, False)
     remaining = scene.history_ids()
     assert sorted(remaining) == sorted(m["id"] for m in scene.new)
     for message in scene.old:
@@ -125,7 +125,7 @@ def test_purge_messages_before_date_gone(server):
 def test_purge_blobs_deleted_and_kept(server):
     scene = PurgeScene(server)
     tenant = scene.tenant
-    purge(tenant.admin.client, tenant.cid, scene.before, False)
+    purge(tenant.operator, tenant.cid, scene.before, False)
     anna = scene.anna.client
     for name in scene.deleted_blobs:
         response = anna.get(f"/v1/blobs/{scene.blob[name]}")
@@ -139,9 +139,9 @@ def test_purge_blobs_deleted_and_kept(server):
 def test_purge_second_run_zero(server):
     scene = PurgeScene(server)
     tenant = scene.tenant
-    purge(tenant.admin.client, tenant.cid, scene.before, False)
+    purge(tenant.operator, tenant.cid, scene.before, False)
     used = tenant.used_bytes()
-    again = purge(tenant.admin.client, tenant.cid, scene.before, False)
+    again = purge(tenant.operator, tenant.cid, scene.before, False)
     assert again.status_code == 200
     assert again.json() == {"messages_deleted": 0, "blobs_deleted": 0,
                             "bytes_freed": 0}
@@ -153,7 +153,7 @@ def test_purge_sync_purged_before(server):
     tenant = scene.tenant
     bert = scene.bert.client
     since = bert.get("/v1/sync", params={"since": 0}).json()["next_since"]
-    purge(tenant.admin.client, tenant.cid, scene.before, False)
+    purge(tenant.operator, tenant.cid, scene.before, False)
     body = bert.get("/v1/sync", params={"since": since}).json()
     assert body["purged_before"] == scene.before
     # The purge takes a seq of its own.
@@ -176,7 +176,7 @@ def test_purge_other_contract_untouched(server):
     scene = PurgeScene(server)
     other = PurgeScene(server)
     other_view = other.tenant.view()
-    purge(scene.tenant.admin.client, scene.tenant.cid, scene.before, False)
+    purge(scene.tenant.operator, scene.tenant.cid, scene.before, False)
     assert other.tenant.view() == other_view
 
 
@@ -197,7 +197,7 @@ def test_purge_by_user_403(server):
 ])
 def test_purge_bad_body_400(server, body):
     tenant = Tenant(server, users=0)
-    response = tenant.admin.client.post(
+    response = tenant.operator.post(
         f"/v1/contracts/{tenant.cid}/purge", json=body)
     assert response.status_code == 400
     assert error_code(response) == "invalid_request"

@@ -15,9 +15,9 @@ HANG_MARGIN = 10
 
 
 def sync(client, **params):
-    response = client.get("/v1/sync", params=params,
-                          timeout=params.get("wait", 0) + 30)
-    return response
+    wait = params.get("wait", 0)
+    timeout = 30 + (wait if isinstance(wait, int) else 0)
+    return client.get("/v1/sync", params=params, timeout=timeout)
 
 
 class BackgroundSync:
@@ -41,7 +41,7 @@ class BackgroundSync:
         self.elapsed = time.monotonic() - self.started
 
     def join(self):
-        self.thread.join(self.params.get("wait", 0) + HANG_MARGIN + 30)
+        self.thread.join(self.params["wait"] + HANG_MARGIN + 30)
         assert not self.thread.is_alive(), "sync request hangs"
         assert self.error is None, repr(self.error)
         return self.response
