@@ -55,7 +55,7 @@ def unique(prefix):
 
 
 def error_code(response):
-    """Return `error.code` of a JSON error answer, or None."""
+    """Return `error.code` of a JSON error response, or None."""
     try:
         return response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):

@@ -30,7 +30,7 @@ def client(shared):
 def raw_exchange(server, head, body=b"", timeout=10):
     """Send `head` (the request line and headers, without the blank line)
     and `body` over a new socket; return (status, headers, parsed JSON or
-    None). Raises socket.timeout when no answer comes in `timeout` s."""
+    None). Raises socket.timeout when no response arrives within `timeout` s."""
     sock = socket.create_connection(("127.0.0.1", server.port),
                                     timeout=timeout)
     try:
@@ -336,7 +336,7 @@ def test_blob_too_large_before_body(server):
     tenant = Tenant(server, users=1)
     head = upload_head(server, tenant.users[0].token,
                        ["Content-Length: 104857601"])
-    # No byte of the body is sent: the answer must come from the headers.
+    # No byte of the body is sent: the response must follow from the headers.
     status, _headers, body = raw_exchange(server, head)
     assert status == 413
     assert body["error"]["code"] == "too_large"

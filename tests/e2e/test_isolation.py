@@ -1,4 +1,4 @@
-"""Contract isolation: ids of another contract get the same answer as ids
+"""Contract isolation: ids of another contract get the same response as ids
 that do not exist, and every route but /healthz and login needs a valid
 token."""
 
@@ -80,7 +80,7 @@ FUTURE = "2099-01-01T00:00:00Z"
 
 # (name, method, path, JSON body, status expected for A's admin, for A's
 # user). `{a}` is contract A; other fields are ids of B, or their missing
-# twins. None: the answer only has to equal the one for a missing id.
+# twins. None: the response only has to equal the one for a missing id.
 CASES = [
     ("contract get", "GET", "/v1/contracts/{cid}", None, 404, 404),
     ("contract patch", "PATCH", "/v1/contracts/{cid}", {"licences": 5},

@@ -10,7 +10,7 @@ from conftest import Tenant
 GIB = 1 << 30
 MIB = 1 << 20
 # The daemon streams bodies to disk, so its peak resident set size must not
-# grow with the upload size; this bound is far below the 1 GiB body.
+# grow with the upload size. This bound is far below the 1 GiB body.
 MAX_RSS = 200 * MIB
 
 

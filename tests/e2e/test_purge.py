@@ -32,11 +32,11 @@ def purge(client, cid, before, dry_run):
 class PurgeScene:
     """Messages and blobs on both sides of a purge date.
 
-    Before the date: message `old_text`; message `old_x` with blob X; blob
-    Z uploaded and never attached; blob V later attached to a new message;
-    blob U attached to an old message and uploaded again after the date.
-    After the date: message `new_y` with blob Y, message `new_v` with V,
-    blob W unattached.
+    Before the date: a text message, a message with blob X, blob Z that is
+    never attached, blob V that a new message attaches, and blob U that an
+    old message attaches and that is uploaded again after the date. After
+    the date: messages with blobs Y and V, a text message, and blob W that
+    is never attached. The purge deletes 3 messages and blobs X and Z.
     """
 
     def __init__(self, server):
@@ -61,8 +61,7 @@ class PurgeScene:
             self.blob[name] = anna.upload_ok(self.data[name])["id"]
         anna.upload_ok(self.data["U"])
         self.new = [
-            self.bert.client.post_message_ok(
-                gid, "new y", []),
+            self.bert.client.post_message_ok(gid, "new text"),
             anna.post_message_ok(gid, "new v", [(self.blob["V"], "v.bin")]),
             anna.post_message_ok(gid, "new y2", [(self.blob["Y"], "y.bin")]),
         ]

@@ -20,8 +20,8 @@ def server(module_blobd):
 
 
 def upload_retrying(server, token, data, attempts=5):
-    """Upload from a client of its own; repeat answers 429 and 503, which
-    change nothing, after their Retry-After (bounded)."""
+    """Upload from a client of its own. Responses 429 and 503 change
+    nothing, so the upload is repeated after their Retry-After (bounded)."""
     client = server.client(token)
     try:
         for _ in range(attempts):
@@ -145,6 +145,7 @@ def test_quota_race_mixed_sizes(server):
             lambda pair: upload_retrying(server, tokens[pair[0] % 2],
                                          pair[1]),
             enumerate(bodies)))
+
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {201, 507}, statuses
     accepted = [b for b, r in zip(bodies, responses) if r.status_code == 201]
@@ -153,11 +154,12 @@ def test_quota_race_mixed_sizes(server):
     assert view["used_bytes"] <= TINY_QUOTA
     assert view["used_bytes"] == 40_000 + sum(len(b) for b in accepted)
     assert view["blob_count"] == 1 + len(accepted)
-    # A rejection is right only if the upload did not fit then; used bytes
+    # A rejection is right only if the upload did not fit then. Used bytes
     # only grow, so it cannot fit into what is free at the end either.
     free = TINY_QUOTA - view["used_bytes"]
     for body in rejected:
         assert len(body) > free, len(body)
+
     owner = tenant.users[0].client
     other = tenant.users[1].client
     for index, body in enumerate(bodies):

@@ -1,4 +1,4 @@
-"""Durability: what a 2xx answer reported survives a SIGTERM restart and a
+"""Durability: what a 2xx response reported survives a SIGTERM restart and a
 SIGKILL restart."""
 
 import signal
