@@ -59,7 +59,9 @@ struct img_resampler;
 
 /* Receives the decoded rows of an image in stored orientation, top to
  * bottom, and builds the output image of the target size from them:
- * resampled with Lanczos-3 when the size differs, copied otherwise. */
+ * resampled with Lanczos-3 when the size differs, copied otherwise.
+ * img_sink_init fails with IMG_ETOOLARGE when the resampler would need
+ * more than `max_bytes`. */
 struct img_sink {
     struct img_pixels out;
     struct img_resampler *resampler;    /* NULL when sizes are equal */
@@ -94,7 +96,8 @@ enum img_status img_pixels_orient(struct img_pixels *pixels,
 enum img_status img_sink_init(struct img_sink *sink, uint32_t in_width,
                               uint32_t in_height, uint32_t out_width,
                               uint32_t out_height, unsigned channels,
-                              int has_alpha, struct img_error *err);
+                              int has_alpha, uint64_t max_bytes,
+                              struct img_error *err);
 void img_sink_push(struct img_sink *sink, const unsigned char *row);
 void img_sink_release(struct img_sink *sink);
 

@@ -517,7 +517,7 @@ static enum img_status jpeg_decode_run(struct jpeg_decode *dec,
                       dec->target_width, dec->target_height,
                       cinfo.out_color_space == JCS_CMYK
                           ? 3 : (unsigned)cinfo.output_components,
-                      0, err) != IMG_OK)
+                      0, dec->limits->max_memory_bytes, err) != IMG_OK)
         longjmp(guard.jump, 1);
     decode_rows(dec, &cinfo);
     jpeg_finish_decompress(&cinfo);

@@ -4,7 +4,7 @@
  * tRNS expanded to alpha, 16-bit scaled), into the sink that resamples it
  * when it is larger than full HD. An image that fits, is upright and was
  * already 8-bit or less is then copied chunk by chunk without its metadata
- * (png_strip); every other image is encoded again from the pixels.
+ * (png_strip). Every other image is encoded again from the pixels.
  *
  * libpng reports errors by longjmp to the setjmp in png_jmpbuf: each small
  * function that calls libpng sets it first. Text chunks, tIME and eXIf are
@@ -296,7 +296,7 @@ static enum img_status png_pixels_read(struct png_decode *dec)
     if (img_sink_init(&dec->sink, dec->width, dec->height,
                       dec->target_width, dec->target_height, dec->channels,
                       dec->channels == 2 || dec->channels == 4,
-                      dec->err) != IMG_OK)
+                      dec->limits->max_memory_bytes, dec->err) != IMG_OK)
         png_longjmp(dec->png, 1);
 
     if (!dec->interlaced) {

@@ -1,7 +1,7 @@
 /*
  * Streaming Lanczos-3 resampler. Decoded rows arrive top to bottom; a ring
- * of as many rows as the vertical filter has taps holds the rows that
- * later output rows still need, so the full decoded image is never held.
+ * of as many rows as the vertical filter has taps keeps the rows that
+ * later output rows still need, so the full decoded image is never stored.
  * Each output row is filtered vertically first (into 16-bit intermediates
  * with 6 fraction bits) and then horizontally. Colour rows are padded to 4
  * channels in the ring, so that both passes use SSE2 multiply-adds on
@@ -27,6 +27,11 @@
 /* Fraction bits of the 16-bit values between the two passes. */
 #define MID_BITS 6
 #define LANCZOS_A 3.0
+
+/* Most filter coefficients (both directions) the resampler computes. A
+ * 100 Mpx photo needs about 130,000. Only extreme aspect ratios come near:
+ * 1 x 3,000,000 pixels needs 18 million, which took 2 s to compute. */
+#define MAX_COEFFICIENTS (1u << 22)
 
 /* GCC's -O2 does not vectorize loops of unknown length; the two filter
  * passes are most of the time spent on a large image. */
@@ -115,6 +120,19 @@ static void filter_quantize(const double *w, uint32_t n, uint32_t *first,
     *count = hi - lo;
 }
 
+/* Width of the coefficient rows of a filter from in_len to out_len: every
+ * input within the Lanczos support, made even so that the passes can take
+ * taps in pairs (the extra coefficient is zero). */
+static uint32_t filter_taps(uint32_t in_len, uint32_t out_len)
+{
+    double scale = (double)in_len / out_len;
+    double support = LANCZOS_A * (scale > 1.0 ? scale : 1.0);
+    double taps = ceil(2.0 * support) + 2;
+    uint32_t n = taps < in_len ? (uint32_t)taps : in_len;
+
+    return n + (n & 1);
+}
+
 static int filter_build(struct img_filter *f, uint32_t in_len,
                         uint32_t out_len)
 {
@@ -122,14 +140,9 @@ static int filter_build(struct img_filter *f, uint32_t in_len,
     double fscale = scale > 1.0 ? scale : 1.0;
     double support = LANCZOS_A * fscale;
     double *w = NULL;
-    uint32_t taps = (uint32_t)ceil(2.0 * support) + 2;
+    uint32_t taps = filter_taps(in_len, out_len);
     uint32_t i;
 
-    if (taps > in_len)
-        taps = in_len;
-    /* An even width lets the horizontal pass take taps in pairs; the
-     * extra coefficient is zero. */
-    taps += taps & 1;
     f->out_len = out_len;
     f->taps = taps;
     f->start = calloc(out_len, sizeof(*f->start));
@@ -423,6 +436,28 @@ static void resampler_free(struct img_resampler *rs)
     free(rs);
 }
 
+/*
+ * Bytes the resampler will allocate, computed before anything is. An
+ * extreme aspect ratio (say 1 x 100,000,000 pixels) needs a filter with
+ * millions of taps per output pixel; this lets img_sink_init reject it
+ * instead of allocating and computing that filter. UINT64_MAX when the
+ * filters would have more than MAX_COEFFICIENTS coefficients.
+ */
+static uint64_t resampler_bytes(uint32_t in_width, uint32_t in_height,
+                                uint32_t out_width, uint32_t out_height,
+                                unsigned channels)
+{
+    uint64_t h_taps = filter_taps(in_width, out_width);
+    uint64_t v_taps = filter_taps(in_height, out_height);
+    uint64_t row = (uint64_t)in_width * (channels == 1 ? 1 : 4);
+
+    if (h_taps * out_width + v_taps * out_height > MAX_COEFFICIENTS)
+        return UINT64_MAX;
+    return (h_taps * out_width + v_taps * out_height) * 2 +
+           (uint64_t)(out_width + out_height) * 8 +
+           v_taps * row + row * 4 + (in_width + h_taps + 1) * 4 * 2;
+}
+
 static struct img_resampler *resampler_new(uint32_t in_width,
                                            uint32_t in_height,
                                            uint32_t out_width,
@@ -456,7 +491,8 @@ fail:
 enum img_status img_sink_init(struct img_sink *sink, uint32_t in_width,
                               uint32_t in_height, uint32_t out_width,
                               uint32_t out_height, unsigned channels,
-                              int has_alpha, struct img_error *err)
+                              int has_alpha, uint64_t max_bytes,
+                              struct img_error *err)
 {
     enum img_status status;
 
@@ -469,6 +505,16 @@ enum img_status img_sink_init(struct img_sink *sink, uint32_t in_width,
         return status;
     if (in_width == out_width && in_height == out_height)
         return IMG_OK;
+    if (resampler_bytes(in_width, in_height, out_width, out_height,
+                        channels) > max_bytes) {
+        img_pixels_release(&sink->out);
+        img_error_set(err, IMG_ETOOLARGE, "resampling %ux%u to %ux%u needs "
+                      "more than %llu bytes or %u filter coefficients",
+                      (unsigned)in_width, (unsigned)in_height,
+                      (unsigned)out_width, (unsigned)out_height,
+                      (unsigned long long)max_bytes, MAX_COEFFICIENTS);
+        return IMG_ETOOLARGE;
+    }
     sink->resampler = resampler_new(in_width, in_height, out_width,
                                     out_height, channels, has_alpha);
     if (!sink->resampler) {

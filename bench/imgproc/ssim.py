@@ -9,7 +9,7 @@ portrait image, one thread, Q=90) are scored against
 it with SSIM on luma (BT.601), Gaussian window sigma 1.5, 11 taps, the
 constants of Wang et al. 2004. When vipsthumbnail rounds a side
 differently, its output is resized to the reference size with PIL's
-bicubic filter first, and the row says so.
+bicubic filter first, and the row notes it.
 
 Usage: ssim.py --cli PATH/imgproc_cli [--work DIR] [--zone-plate] IMAGE...
 Needs /usr/bin/python3 with PIL and numpy (Debian python3-pil and
@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageOps
 
-# The corpus holds a real 99.6 Mpx photo; PIL's bomb warning is noise here.
+# The corpus contains a real 99.6 Mpx photo, so PIL's bomb warning is noise.
 Image.MAX_IMAGE_PIXELS = None
 
 

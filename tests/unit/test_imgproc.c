@@ -416,6 +416,22 @@ static void jpeg_truncated_rejected(void **state)
     free(jpeg);
 }
 
+static void resample_memory_limit(void **state)
+{
+    size_t len;
+    unsigned char *jpeg = jpeg_make(4000, 3000, 0, &len);
+    struct img_limits limits;
+    struct run r;
+
+    (void)state;
+    img_limits_init(&limits);
+    limits.max_memory_bytes = 128 << 10;
+    run_bytes(jpeg, len, &limits, &r);
+    assert_int_equal(r.status, IMG_ETOOLARGE);
+    run_release(&r);
+    free(jpeg);
+}
+
 static void jpeg_pixel_limit(void **state)
 {
     size_t len;
@@ -841,6 +857,7 @@ int main(void)
         cmocka_unit_test(jpeg_trailing_data_dropped),
         cmocka_unit_test(jpeg_truncated_rejected),
         cmocka_unit_test(jpeg_pixel_limit),
+        cmocka_unit_test(resample_memory_limit),
         cmocka_unit_test(png_screenshot_alpha),
         cmocka_unit_test(png_metadata_stripped),
         cmocka_unit_test(png_exif_orientation),
