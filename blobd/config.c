@@ -39,6 +39,7 @@ static const struct limit_field limit_fields[] = {
     LIMIT(login_workers, 1),
     LIMIT(login_queue, 0),
     LIMIT(max_open_contracts, 1),
+    LIMIT(min_free_bytes, 0),
 };
 
 static void limits_default(struct blobd_limits *l)
@@ -60,6 +61,7 @@ static void limits_default(struct blobd_limits *l)
     l->login_workers = 2;
     l->login_queue = 32;
     l->max_open_contracts = 256;
+    l->min_free_bytes = 64u << 20;
 }
 
 static char *trim(char *s)

@@ -35,6 +35,7 @@ struct blobd_limits {
     uint64_t login_workers;              /* 2 */
     uint64_t login_queue;                /* 32 */
     uint64_t max_open_contracts;         /* 256 */
+    uint64_t min_free_bytes;             /* 67108864 kept free on the disk */
 };
 
 struct blobd_config {

@@ -711,6 +711,12 @@ static int upload_begin(struct http_req *r, struct blobd_error *err)
     if (rc != BLOBD_OK)
         return rc;
     r->upload.tmp_path = r->tmp_path;
+    /* Claim the body's disk space first, so that uploads cannot fill the
+     * disk that the databases need. */
+    rc = store_tmp_reserve(r->rr.caller.contract, r->upload.fd,
+                           r->content_length, err);
+    if (rc != BLOBD_OK)
+        return rc;
     r->sha = EVP_MD_CTX_new();
     if (!r->sha || EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1)
         return blobd_fail(err, BLOBD_ENOMEM, "hash context failed");

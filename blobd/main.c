@@ -130,6 +130,7 @@ static int serve(struct blobd_config *cfg)
         .data_dir = cfg->data_dir,
         .plans = cfg->plans,
         .max_open_contracts = cfg->limits.max_open_contracts,
+        .min_free_bytes = cfg->limits.min_free_bytes,
     };
     struct blobd_error err;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

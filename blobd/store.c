@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #define KEY_BLOBS "Zblobs"
 #define KEY_MSGS "Zmsgs"
 #define KEY_SEQ "Zseq"
+#define SPACE_SLACK (64 * 1024)   /* bytes beyond a batch's own size */
 
 int64_t store_now_ms(void)
 {
@@ -93,6 +95,30 @@ int store_errno_fail(struct blobd_error *err, int e, const char *op,
         log_error("store", "io_failed", "op=%s path=%s error=\"%s\"", op,
                   path, strerror(e));
     return code;
+}
+
+int store_space_check(const struct store *st, uint64_t extra,
+                      bool keep_reserve, struct blobd_error *err)
+{
+    uint64_t reserve = keep_reserve ? st->min_free : 0;
+    struct statvfs fs;
+    uint64_t avail;
+
+    if (st->min_free == 0)
+        return BLOBD_OK;   /* the check is off */
+    if (statvfs(st->data_dir, &fs) < 0)
+        return store_errno_fail(err, errno, "statvfs", st->data_dir);
+    avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (avail >= reserve && avail - reserve >= extra)
+        return BLOBD_OK;
+    log_warn("store", "disk_reserve_reached",
+             "path=%s free_bytes=%llu needed_bytes=%llu min_free_bytes=%llu",
+             st->data_dir, (unsigned long long)avail,
+             (unsigned long long)extra, (unsigned long long)st->min_free);
+    blobd_fail(err, BLOBD_ENOSPC, "the server's disk is full");
+    if (err)
+        err->sys_errno = ENOSPC;
+    return BLOBD_ENOSPC;
 }
 
 /* ---- big-endian helpers ---- */
@@ -219,6 +245,13 @@ static int registry_write(struct store *st,
 
     if (!val)
         return blobd_fail(err, BLOBD_ENOMEM, "out of memory");
+    /* The usage copies (not synchronous) may use the reserve, so that
+     * they follow purges on a full disk. */
+    if (store_space_check(st, strlen(val) + SPACE_SLACK, sync, err) !=
+        BLOBD_OK) {
+        free(val);
+        return BLOBD_ENOSPC;
+    }
     registry_key(info->id, key, &klen);
     rocksdb_put(st->sysdb, sync ? st->wopts_sync : st->wopts_nosync, key,
                 klen, val, strlen(val), &rerr);
@@ -797,7 +830,20 @@ int store_batch_commit(struct store_batch *b, struct blobd_error *err)
     uint64_t blobs = c->blob_count + (uint64_t)b->blobs_delta;
     uint64_t msgs = c->message_count + (uint64_t)b->msgs_delta;
     char *rerr = NULL;
+    size_t size = 0;
+    int rc;
 
+    /* Only batches that add blobs or messages keep the reserve, so that
+     * purges, deletions and account changes still work once uploads and
+     * messages are rejected. The slack covers the counters that are added
+     * below and the WAL's next page. */
+    rocksdb_writebatch_data(b->wb, &size);
+    rc = store_space_check(c->st, (uint64_t)size + SPACE_SLACK,
+                           b->used_delta > 0 || b->blobs_delta > 0 ||
+                               b->msgs_delta > 0,
+                           err);
+    if (rc != BLOBD_OK)
+        return rc;
     if (b->used_delta)
         counter_put(b, KEY_USED, used);
     if (b->blobs_delta)
@@ -809,7 +855,7 @@ int store_batch_commit(struct store_batch *b, struct blobd_error *err)
 
     rocksdb_write(c->db, c->st->wopts_sync, b->wb, &rerr);
     if (rerr) {
-        int rc = store_rocks_fail(err, rerr, "commit");
+        rc = store_rocks_fail(err, rerr, "commit");
         store_contract_reopen(c);
         return rc;
     }
@@ -1013,6 +1059,7 @@ int store_open(struct store **out, const struct store_options *opts,
     snprintf(st->data_dir, sizeof(st->data_dir), "%s", opts->data_dir);
     st->plans = opts->plans;
     st->max_open = opts->max_open_contracts ? opts->max_open_contracts : 256;
+    st->min_free = opts->min_free_bytes;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->create_mu, NULL);
     options_init(st, opts);

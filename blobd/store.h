@@ -71,6 +71,14 @@ struct store_options {
     size_t block_cache_bytes;          /* shared by all databases; 0 gives 64 MiB */
     size_t write_buffer_bytes;         /* per contract database; 0 gives 4 MiB */
     bool skip_recovery;                /* offline checks: change nothing */
+    /* Free space kept on the data directory's file system for RocksDB's
+     * own files (WAL, MANIFEST, flushes, compactions), because Debian's
+     * RocksDB 7.8 aborts on an assertion when it writes again to its LOG
+     * file after a write failed on a full disk. An upload, or a batch that
+     * adds blobs or messages, that would go below it fails with
+     * BLOBD_ENOSPC; other batches (deletions, purges, accounts) may use
+     * the reserve. 0 turns the check off. */
+    uint64_t min_free_bytes;
 };
 
 struct store_contract_info {
@@ -223,6 +231,11 @@ int store_blob_sweep(struct store_contract *c, int64_t before_ms,
 /* Create an empty temporary file in the contract's tmp/ directory. */
 int store_tmp_create(struct store_contract *c, int *fd, char *path,
                      size_t path_size, struct blobd_error *err);
+/* Allocate `size` bytes for the temporary file `fd`, so that writing it
+ * cannot fill the disk. BLOBD_ENOSPC when the disk cannot hold them and
+ * keep min_free_bytes free. */
+int store_tmp_reserve(struct store_contract *c, int fd, uint64_t size,
+                      struct blobd_error *err);
 
 struct store_upload {
     const char *tmp_path;         /* file to store; consumed on success */

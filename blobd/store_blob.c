@@ -376,6 +376,22 @@ int store_tmp_create(struct store_contract *c, int *fd, char *path,
     return BLOBD_OK;
 }
 
+int store_tmp_reserve(struct store_contract *c, int fd, uint64_t size,
+                      struct blobd_error *err)
+{
+    uint64_t unallocated = 0;
+
+    if (size > (uint64_t)INT64_MAX)
+        return blobd_fail(err, BLOBD_ETOOLARGE, "upload too large");
+    if (size > 0 && fallocate(fd, 0, 0, (off_t)size) < 0) {
+        if (errno != EOPNOTSUPP)
+            return store_errno_fail(err, errno, "fallocate", c->dir);
+        /* Without fallocate, the check below counts the bytes to come. */
+        unallocated = size;
+    }
+    return store_space_check(c->st, unallocated, true, err);
+}
+
 /*
  * Create blobs/ab and blobs/ab/cd when missing, fsyncing each parent whose
  * entries changed, so that the renamed file's directory chain is durable.

@@ -48,6 +48,7 @@ struct store {
     pthread_mutex_t create_mu;       /* serialises contract creation */
     struct store_contract *lru_head, *lru_tail;
     size_t open_count, max_open;
+    uint64_t min_free;               /* store_options.min_free_bytes */
     char bad_contract[STORE_CID_MAX + 1];
     char bad_plan[STORE_PLAN_MAX + 1];
 };
@@ -67,6 +68,11 @@ int store_rocks_fail(struct blobd_error *err, char *rerr, const char *what);
 int store_errno_fail(struct blobd_error *err, int e, const char *op,
                      const char *path);
 int store_fsync_dir(const char *path);
+/* BLOBD_ENOSPC unless the data directory's file system has `extra` bytes
+ * free, beyond st->min_free when `keep_reserve` is set. Always BLOBD_OK
+ * when st->min_free is 0. */
+int store_space_check(const struct store *st, uint64_t extra,
+                      bool keep_reserve, struct blobd_error *err);
 void store_be64_put(unsigned char *p, uint64_t v);
 uint64_t store_be64_get(const unsigned char *p);
 void store_contract_reopen(struct store_contract *c);
