@@ -226,9 +226,15 @@ int chat_purge(struct store_contract *c, int64_t before_ms, bool dry_run,
     /* Messages posted while the purge runs are left alone, even when the
      * date lies in the future, so the purge always ends. */
     uint64_t upto = store_contract_seq(c), cursor = 0;
+    int64_t started_ms = store_now_ms();
     bool done = false;
     int rc = BLOBD_OK;
 
+    /* A date in the future means "everything so far": clamping it keeps
+     * blobs uploaded during the purge and a purged_before that devices
+     * would otherwise apply to messages they receive later. */
+    if (before_ms > started_ms)
+        before_ms = started_ms;
     memset(out, 0, sizeof(*out));
     if (dry_run)
         return purge_dry_run(c, before_ms, upto, out, err);
