@@ -7,8 +7,8 @@ blobs are downloaded and compared by SHA-256, messages are read through
 sync, and acknowledged deletions and purges must have taken effect. Then
 blobd is stopped with SIGTERM and `blobd check` must accept the data.
 
-A purge in cycle k uses as its date the start of cycle k - 1, so whatever
-was uploaded or posted from cycle k - 1 on must survive it; older data may
+A purge in cycle k uses the start of cycle k - 1 as its date. Whatever was
+uploaded or posted from cycle k - 1 on must survive it, and older data may
 be gone. The test runs CRASH_KILLS cycles (fewer under ASan); set
 BLOBD_CRASH_KILLS to run more, for example 200.
 """
@@ -42,12 +42,13 @@ def rfc3339_ms(seconds):
 
 
 class Model:
-    """What the clients were told, shared by the worker threads.
+    """What blobd returned to the clients, shared by the worker threads.
 
     blobs: id -> {"data": bytes or None (processed images), "size": int,
     "uploaders": set of user indexes with a 2xx, "cycle": latest cycle of
     a 2xx upload}. messages: id -> the message view plus "cycle". Texts of
-    every message sent, answered or not, are kept in `sent_texts`.
+    every message sent, with or without a response, are kept in
+    `sent_texts`.
     """
 
     def __init__(self):
@@ -55,7 +56,7 @@ class Model:
         self.blobs = {}
         self.messages = {}
         self.sent_texts = set()
-        self.delete_sent = set()      # message ids, answered or not
+        self.delete_sent = set()      # message ids, with or without a 204
         self.deleted = set()          # message ids with a 204
         self.purge_cycle = 0          # cutoff cycle of the latest purge sent
         self.purge_acked = True
@@ -265,8 +266,8 @@ def run_cycle(server, model, tenant, gid, cycle, rng):
 
 
 def sync_all(client):
-    """Every message of the client's conversations, oldest first, and the
-    sync answer's purge date."""
+    """Return every message of the client's conversations, oldest first,
+    and the purge date that sync reports."""
     messages = []
     since = 0
     while True:

@@ -107,8 +107,8 @@ def run_disk_full(server, filler):
     group = tenant.group([tenant.users[0]])
     stored = {}
 
-    # Uploads until the first 507; the first half of them are uploaded
-    # before `cutoff`, for the purge below.
+    # Upload until the first 507. The first four uploads come before
+    # `cutoff`, for the purge below.
     filler.write_bytes(bytes(1 << 20))
     rejected = None
     cutoff = None
@@ -132,8 +132,8 @@ def run_disk_full(server, filler):
     assert tmp_files(server, cid) == []
     assert blob_files(server, cid) == sorted(stored)
 
-    # Reads go on, and so do small database writes, which the reserve
-    # keeps room for.
+    # Reads go on, and so do small database writes, because the reserve
+    # keeps room for them.
     assert server.client().get("/healthz").status_code == 200
     assert_blobs_readable(user, stored)
     ids = list(stored)
@@ -141,7 +141,7 @@ def run_disk_full(server, filler):
     message = tenant.users[0].client.post_message_ok(
         group["id"], "still writable", [(kept, "a.bin")])
 
-    # Below the reserve: writes get 507, but a purge frees space.
+    # Below the reserve, writes get 507, but a purge frees space.
     fill_disk(filler, leave=MIN_FREE // 2)
     used = tenant.used_bytes()
     assert_insufficient_storage(user.upload(random_bytes(100, seed=99)))
@@ -160,8 +160,8 @@ def run_disk_full(server, filler):
     assert blob_files(server, cid) == sorted(stored)
     assert_blobs_readable(user, stored)
 
-    # Completely full: every write gets 507 and changes nothing, and reads
-    # still work.
+    # On a completely full disk, every write gets 507 and changes nothing,
+    # and reads still work.
     fill_disk(filler)
     used = tenant.used_bytes()
     assert_insufficient_storage(user.upload(random_bytes(100, seed=98)))
@@ -182,7 +182,7 @@ def run_disk_full(server, filler):
     assert history.status_code == 200
     assert [m["id"] for m in history.json()["messages"]] == [message["id"]]
 
-    # Free the space: uploads and messages work again.
+    # Once space is freed, uploads and messages work again.
     filler.unlink()
     data = random_bytes(UPLOAD_SIZE, seed=1000)
     blob = user.upload_ok(data)
