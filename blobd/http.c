@@ -1291,9 +1291,13 @@ void http_stop(struct http_server *srv, unsigned grace_ms)
         waited += 20;
         park_flush_all(srv);
     }
-    if (srv->in_flight > 0)
-        log_warn("http", "stop_with_requests", "in_flight=%ld",
-                 (long)srv->in_flight);
+    if (srv->in_flight > 0) {
+        /* MHD_stop_daemon aborts on a suspended connection. Every commit
+         * is synchronous, so leaving now loses nothing acknowledged. */
+        log_error("http", "stop_timeout", "in_flight=%ld grace_ms=%u",
+                  (long)srv->in_flight, grace_ms);
+        _exit(1);
+    }
     MHD_stop_daemon(srv->daemon);
     srv->app->http = NULL;
     free(srv->tls_cert);

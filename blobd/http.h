@@ -21,7 +21,8 @@ struct http_server;
 int http_start(struct blobd_app *app, struct http_server **out,
                struct blobd_error *err);
 /* Stop accepting, answer parked requests at once, wait up to `grace_ms`
- * for requests in flight, then stop the daemon. */
+ * for requests in flight, then stop the daemon. When requests are still
+ * running after the grace period, the process exits with status 1. */
 void http_stop(struct http_server *srv, unsigned grace_ms);
 
 #endif

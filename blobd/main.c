@@ -29,7 +29,9 @@
 #include "pool.h"
 #include "store.h"
 
-#define STOP_GRACE_MS 30000
+/* Long enough for a large purge; slow uploads are cut by the rate floor
+ * and idle connections by the inactivity timeout well before it. */
+#define STOP_GRACE_MS (10 * 60 * 1000)
 #define SESSION_SWEEP_BATCH 1000
 
 /* Read BLOBD_OPERATOR_TOKEN, or DIR/operator.token, created with 256
