@@ -1,9 +1,10 @@
 #!/bin/sh
 # Benchmark imgproc against vipsthumbnail and ImageMagick on the same files,
-# side by side in one run: median wall time (hyperfine), the time ratio to
-# vipsthumbnail, peak RSS (/usr/bin/time -v), then SSIM (ssim.py).
+# side by side in one run: median wall and CPU time of interleaved runs,
+# the ratios to vipsthumbnail and peak RSS (timing.py, which reads them
+# from wait4 as /usr/bin/time does), then SSIM (ssim.py).
 #
-# Usage: bench/imgproc/run.sh [RUNS]   (default 10 timed runs per tool)
+# Usage: bench/imgproc/run.sh [RUNS]   (default 10 timed rounds)
 # Test images are made from corpus photos with ImageMagick into a
 # temporary folder that is removed at the end; nothing is written into the
 # repository except build-bench/imgproc_cli. Every tool runs on one thread:
@@ -46,35 +47,15 @@ make_photo 4000x3000 "$work/photo_12mp.png"
 "$magick" "$corpus/rgba_2048x1536_idot.png" -filter point \
     -resize 2560x1920! "$work/screenshot.png"
 
-rss_median() {      # command...: median peak RSS in MiB of 3 runs
-    for _ in 1 2 3; do
-        /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1
-    done | sort -n | sed -n 2p | awk '{ printf "%.0f", $1 / 1024 }'
-}
-
 echo "| file | imgproc ms | vipsthumbnail ms | convert ms |" \
-    "imgproc / vips | RSS imgproc MiB | RSS vips MiB | RSS convert MiB |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    "imgproc / vips (wall) | imgproc CPU ms | vips CPU ms |" \
+    "imgproc / vips (CPU) | RSS imgproc MiB | RSS vips MiB |" \
+    "RSS convert MiB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for f in baseline_12mp.jpg baseline_24mp.jpg progressive_12mp.jpg \
          photo_12mp.png screenshot.png; do
-    in="$work/$f"
-    ext=${f##*.}
-    q=""
-    [ "$ext" = jpg ] && q="[Q=90]"
-    ours="$cli $in $work/out_imgproc.$ext"
-    vips="env VIPS_CONCURRENCY=1 vipsthumbnail $in --size 1920x1080 -o $work/out_vips.$ext$q"
-    im="env MAGICK_THREAD_LIMIT=1 $magick $in -resize 1920x1080 -quality 90 $work/out_im.$ext"
-    hyperfine -N -w 2 -r "$runs" --export-json "$work/t.json" \
-        "$ours" "$vips" "$im" >/dev/null 2>&1
-    times=$("$py" -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-m = [x["median"] * 1000 for x in r]
-print("%.0f | %.0f | %.0f | %.2f" % (m[0], m[1], m[2], m[0] / m[1]))
-' "$work/t.json")
-    # shellcheck disable=SC2086
-    echo "| $f | $times | $(rss_median $ours) | $(rss_median $vips) |" \
-        "$(rss_median $im) |"
+    "$py" bench/imgproc/timing.py --cli "$cli" --work "$work" \
+        --runs "$runs" "$work/$f"
 done
 
 echo
@@ -85,4 +66,5 @@ echo
     "$corpus/exif_portrait_6_full_1800x1200.jpg"
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo |
-    cut -d: -f2 | sed 's/^ //')"
+    cut -d: -f2 | sed 's/^ //'), load average at the end:" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
