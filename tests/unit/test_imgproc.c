@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <jpeglib.h>
 #include <png.h>
 #include <turbojpeg.h>
 
@@ -130,6 +131,70 @@ static unsigned char *jpeg_make(int w, int h, int progressive, size_t *len)
     *len = jpeg_len;
     tjFree(jpeg);
     tjDestroy(tj);
+    free(px);
+    return copy;
+}
+
+/* Options of jpeg_make_lib, for encodings TurboJPEG cannot produce. */
+struct jpeg_options {
+    int cmyk;                   /* Adobe CMYK (inverted), one flat colour */
+    const unsigned char *cmyk_value;    /* C, M, Y, K ink levels */
+    const unsigned char *icc;
+    unsigned int icc_len;
+    int arithmetic;
+    int restart_interval;       /* in MCU rows; 0 for none */
+};
+
+/* Encode the test picture (or a flat CMYK colour) with plain libjpeg. */
+static unsigned char *jpeg_make_lib(int w, int h,
+                                    const struct jpeg_options *opt,
+                                    size_t *len)
+{
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_error_mgr jerr;
+    unsigned char *px = picture_rgb(w, h, 3);
+    unsigned char *row = malloc((size_t)w * 4);
+    unsigned char *mem = NULL;
+    unsigned long mem_len = 0;
+    unsigned char *copy;
+    int x;
+
+    assert_non_null(row);
+    cinfo.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &mem, &mem_len);
+    cinfo.image_width = (JDIMENSION)w;
+    cinfo.image_height = (JDIMENSION)h;
+    cinfo.input_components = opt->cmyk ? 4 : 3;
+    cinfo.in_color_space = opt->cmyk ? JCS_CMYK : JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, 95, TRUE);
+    cinfo.arith_code = opt->arithmetic ? TRUE : FALSE;
+    cinfo.restart_in_rows = opt->restart_interval;
+    jpeg_start_compress(&cinfo, TRUE);
+    if (opt->icc)
+        jpeg_write_icc_profile(&cinfo, opt->icc, opt->icc_len);
+    for (x = 0; opt->cmyk && x < w; x++) {
+        int c;
+
+        /* Adobe CMYK stores 255 minus the ink level. */
+        for (c = 0; c < 4; c++)
+            row[x * 4 + c] = (unsigned char)(255 - opt->cmyk_value[c]);
+    }
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW r = opt->cmyk ? row
+                   : px + (size_t)cinfo.next_scanline * w * 3;
+
+        jpeg_write_scanlines(&cinfo, &r, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    copy = malloc(mem_len);
+    assert_non_null(copy);
+    memcpy(copy, mem, mem_len);
+    *len = mem_len;
+    free(mem);
+    free(row);
     free(px);
     return copy;
 }
@@ -430,6 +495,91 @@ static void resample_memory_limit(void **state)
     assert_int_equal(r.status, IMG_ETOOLARGE);
     run_release(&r);
     free(jpeg);
+}
+
+static void jpeg_arithmetic_restarts(void **state)
+{
+    struct jpeg_options opt = { 0, NULL, NULL, 0, 1, 2 };
+    size_t len;
+    unsigned char *jpeg = jpeg_make_lib(2400, 1800, &opt, &len);
+    struct run r;
+    int w, h;
+    unsigned char *px;
+
+    (void)state;
+    run_bytes(jpeg, len, NULL, &r);
+    assert_int_equal(r.status, IMG_OK);
+    assert_int_equal(r.result.width, 1440);
+    assert_int_equal(r.result.height, 1080);
+    px = jpeg_pixels(r.out, r.out_len, &w, &h);
+    assert_int_equal(quadrant_at(px, w, 10, 10), 0);
+    assert_int_equal(quadrant_at(px, w, w - 10, h - 10), 3);
+    free(px);
+    run_release(&r);
+    run_bytes(jpeg, len - 2000, NULL, &r);
+    assert_int_equal(r.status, IMG_EUNSUPPORTED);
+    run_release(&r);
+    free(jpeg);
+}
+
+/* Adobe CMYK for pure red ink (M + Y) must come out red, not as a
+ * negative, with and without an embedded CMYK profile. */
+static void cmyk_check(const unsigned char *icc, unsigned int icc_len,
+                       int min_red, int max_other)
+{
+    static const unsigned char red_ink[4] = { 0, 255, 255, 0 };
+    struct jpeg_options opt = { 1, red_ink, icc, icc_len, 0, 0 };
+    int sizes[2][2] = { { 64, 48 }, { 2400, 1600 } };
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        size_t len;
+        unsigned char *jpeg = jpeg_make_lib(sizes[i][0], sizes[i][1], &opt,
+                                            &len);
+        struct run r;
+        unsigned char *px;
+        int w, h;
+
+        run_bytes(jpeg, len, NULL, &r);
+        assert_int_equal(r.status, IMG_OK);
+        assert_true(r.result.reencoded);
+        px = jpeg_pixels(r.out, r.out_len, &w, &h);
+        if (px[0] < min_red || px[1] > max_other || px[2] > max_other)
+            fail_msg("cmyk red came out as %d,%d,%d", px[0], px[1], px[2]);
+        /* The output is sRGB: no CMYK profile may be left in it. */
+        assert_false(jpeg_has_marker(r.out, r.out_len, 0xe2));
+        free(px);
+        run_release(&r);
+        free(jpeg);
+    }
+}
+
+static void cmyk_naive_converted(void **state)
+{
+    (void)state;
+    cmyk_check(NULL, 0, 240, 15);
+}
+
+static void cmyk_profile_converted(void **state)
+{
+    const char *path = "/usr/share/color/icc/ghostscript/default_cmyk.icc";
+    FILE *f = fopen(path, "rb");
+    unsigned char *icc;
+    long len;
+
+    (void)state;
+    if (!f)
+        skip();
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    len = ftell(f);
+    rewind(f);
+    icc = malloc((size_t)len);
+    assert_non_null(icc);
+    assert_int_equal(fread(icc, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    /* A press profile maps full magenta + yellow to a duller red. */
+    cmyk_check(icc, (unsigned int)len, 180, 110);
+    free(icc);
 }
 
 static void jpeg_pixel_limit(void **state)
@@ -857,6 +1007,9 @@ int main(void)
         cmocka_unit_test(jpeg_trailing_data_dropped),
         cmocka_unit_test(jpeg_truncated_rejected),
         cmocka_unit_test(jpeg_pixel_limit),
+        cmocka_unit_test(jpeg_arithmetic_restarts),
+        cmocka_unit_test(cmyk_naive_converted),
+        cmocka_unit_test(cmyk_profile_converted),
         cmocka_unit_test(resample_memory_limit),
         cmocka_unit_test(png_screenshot_alpha),
         cmocka_unit_test(png_metadata_stripped),
