@@ -41,6 +41,7 @@ class Prober(threading.Thread):
         self.path = path
         self.body = body
         self.latencies = []
+        self.started = []         # perf_counter() at each request's start
         self.failures = []
         self.max_rss = 0
         self.done = threading.Event()
@@ -58,6 +59,7 @@ class Prober(threading.Thread):
                 self.failures.append(str(error))
             elapsed = time.perf_counter() - start
             self.latencies.append(elapsed * 1000)
+            self.started.append(start)
             self.max_rss = max(self.max_rss, bl.rss_bytes(self.pid))
             self.done.wait(max(0.0, PROBE_INTERVAL_S - elapsed))
 
@@ -135,19 +137,31 @@ def main():
         bl.say(f"purge of {before_count} messages: {purge_s:.1f} s, "
                f"answer {answer}")
         report(target, count, fill_s, chunk_rates, before_count,
-               after_count, answer, purge_s, rss_before, peak, baseline,
-               during)
+               after_count, answer, (start, purge_s), rss_before, peak,
+               baseline, during)
 
 
-def probe_row(name, prober):
+def probe_row(name, prober, window=None):
+    """Return a table row of the probe's latencies; with the purge's
+    (start, seconds) as `window`, also the max of the requests sent in
+    its first and in its last quarter."""
     lat = prober.latencies
-    return [name, len(lat), f"{bl.percentile(lat, 50):.1f}",
-            f"{bl.percentile(lat, 99):.1f}", f"{max(lat):.1f}",
-            len(prober.failures)]
+    row = [name, len(lat), f"{bl.percentile(lat, 50):.1f}",
+           f"{bl.percentile(lat, 99):.1f}", f"{max(lat):.1f}"]
+    if window is None:
+        return row + ["", "", len(prober.failures)]
+    start, seconds = window
+    quarters = []
+    for low, high in ((0.0, 0.25), (0.75, 1.0)):
+        part = [ms for ms, t in zip(lat, prober.started)
+                if low <= (t - start) / seconds < high]
+        quarters.append(f"{max(part):.1f}" if part else "-")
+    return row + quarters + [len(prober.failures)]
 
 
 def report(target, count, fill_s, chunk_rates, before_count, after_count,
-           answer, purge_s, rss_before, peak, baseline, during):
+           answer, window, rss_before, peak, baseline, during):
+    purge_s = window[1]
     rows = [
         ["messages in the contract at the purge", f"{before_count}"],
         ["fill: seconds, mean posts/s",
@@ -174,11 +188,12 @@ def report(target, count, fill_s, chunk_rates, before_count, after_count,
     base_history, base_post = baseline
     bl.print_table(
         "purge: probe requests of the same contract every 100 ms (ms)",
-        ["probe", "requests", "p50", "p99", "max", "failed"],
+        ["probe", "requests", "p50", "p99", "max", "max in 1st quarter",
+         "max in last quarter", "failed"],
         [probe_row("GET history, idle before", base_history),
-         probe_row("GET history, during the purge", history),
+         probe_row("GET history, during the purge", history, window),
          probe_row("POST message, idle before", base_post),
-         probe_row("POST message, during the purge", post)])
+         probe_row("POST message, during the purge", post, window)])
 
 
 if __name__ == "__main__":
