@@ -189,8 +189,8 @@ void chat_page_clear(struct chat_page *p);
 /*
  * Messages and deletion events of the caller's conversations after
  * `since`, oldest first. Messages and deletions together count against
- * `limit`; next_since is the seq of the last one returned when the limit
- * was reached, else the contract seq the answer was computed at.
+ * `limit`; next_since is the highest seq the answer covers: its last
+ * message or deletion, or the purge it reports, and `since` when none.
  * Deletions are those of the caller's groups, including deleted groups
  * the caller was a member of when they were deleted.
  */

@@ -242,7 +242,11 @@ int chat_sync(struct store_contract *c, const char *uid, uint64_t since,
         return rc;
     }
 
-    out->next_since = complete ? (st.upto > since ? st.upto : since) : last;
+    /* The highest seq the answer covers: its last message or deletion,
+     * or the purge it reports, and `since` when it holds nothing. */
+    out->next_since = last;
+    if (complete && purge_seq > out->next_since && purge_seq <= st.upto)
+        out->next_since = purge_seq;
     out->changed = out->page.nmessages > 0 || out->ndeleted > 0 ||
                    (purge_seq > since && purge_seq <= out->next_since);
     return BLOBD_OK;
