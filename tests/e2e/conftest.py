@@ -269,6 +269,18 @@ class BlobdServer:
     def kill(self):
         return self.stop(signal.SIGKILL)
 
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Wait for an exit that a test caused; return the exit status."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.clean = False
+            pytest.fail(f"blobd did not exit within {timeout} s")
+        self.clean = (status == 0)
+        return status
+
     def restart(self, sig=signal.SIGTERM):
         """Stop with `sig`, start again on the same data; return the exit
         status of the stop."""
@@ -569,6 +581,14 @@ def open_image(data):
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def tmp_files(server, cid):
+    """List the files in the contract's directory of uploads in progress."""
+    tmp_dir = server.data_dir / "contracts" / cid / "tmp"
+    if not tmp_dir.exists():
+        return []
+    return sorted(path.name for path in tmp_dir.rglob("*") if path.is_file())
 
 
 def wait_until(predicate, timeout, interval=0.2):

@@ -5,11 +5,12 @@ import http.client
 import json
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from conftest import (Tenant, corpus_bytes, error_code, minimal_pdf,
-                      random_bytes, sha256_hex, wait_until)
+                      random_bytes, sha256_hex, tmp_files, wait_until)
 
 EMPTY_SHA256 = \
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -109,6 +110,27 @@ def test_blob_same_bytes_two_users(server):
         response = user.client.get(f"/v1/blobs/{first['id']}")
         assert response.status_code == 200, user.username
         assert response.content == data
+
+
+def test_blob_parallel_same_bytes(server):
+    tenant = Tenant(server, users=2)
+    tokens = [user.token for user in tenant.users]
+    data = random_bytes(200_000)
+
+    def upload(index):
+        client = server.client(tokens[index % 2])
+        try:
+            return client.upload(data)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(upload, range(16)))
+    assert [r.status_code for r in responses] == [201] * 16
+    assert {r.json()["id"] for r in responses} == {sha256_hex(data)}
+    view = tenant.view()
+    assert view["used_bytes"] == 200_000
+    assert view["blob_count"] == 1
 
 
 def test_blob_same_bytes_two_contracts(server):
@@ -255,14 +277,34 @@ def test_blob_range_416(client, header):
     assert error_code(response) == "range_not_satisfiable"
 
 
-def test_blob_if_none_match_304(client):
+def test_blob_range_empty_416(client):
+    blob = client.upload_ok(b"")
+    response = client.get(f"/v1/blobs/{blob['id']}",
+                          headers={"Range": "bytes=0-"})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */0"
+
+
+@pytest.mark.parametrize("form", [
+    '"{id}"', 'W/"{id}"', '"{zeros}", "{id}"', "*"],
+    ids=["strong", "weak", "list", "star"])
+def test_blob_if_none_match_304(client, form):
     blob = client.upload_ok(random_bytes(2000))
     etag = f'"{blob["id"]}"'
+    header = form.format(id=blob["id"], zeros="0" * 64)
     response = client.get(f"/v1/blobs/{blob['id']}",
-                          headers={"If-None-Match": etag})
+                          headers={"If-None-Match": header})
     assert response.status_code == 304
     assert response.content == b""
     assert response.headers["ETag"] == etag
+    assert "immutable" in response.headers["Cache-Control"]
+
+
+def test_blob_head_if_none_match_304(client):
+    blob = client.upload_ok(random_bytes(700))
+    response = client.head(f"/v1/blobs/{blob['id']}",
+                           headers={"If-None-Match": f'"{blob["id"]}"'})
+    assert response.status_code == 304
 
 
 def test_blob_if_none_match_other_200(client):
@@ -374,10 +416,8 @@ def test_blob_aborted_upload_leaves_nothing(server):
     sock.sendall(head.encode() + b"\r\n\r\n" + random_bytes(700_000))
     time.sleep(0.3)
     sock.close()
-    tmp_dir = server.data_dir / "contracts" / tenant.cid / "tmp"
-    emptied = wait_until(
-        lambda: not tmp_dir.exists() or not any(tmp_dir.iterdir()), 15)
-    assert emptied, sorted(p.name for p in tmp_dir.iterdir())
+    emptied = wait_until(lambda: not tmp_files(server, tenant.cid), 15)
+    assert emptied, tmp_files(server, tenant.cid)
     view = tenant.view()
     assert view["used_bytes"] == 100
     assert view["blob_count"] == 1

@@ -116,6 +116,20 @@ def test_contract_unknown_404(server):
     assert error_code(response) == "not_found"
 
 
+@pytest.mark.parametrize("method,suffix,body", [
+    ("GET", "/users", None),
+    ("POST", "/users", {"username": "x", "password": "pw-123456"}),
+    ("POST", "/groups", {"name": "g", "members": []}),
+    ("POST", "/purge", {"before": "2020-01-01T00:00:00Z", "dry_run": True}),
+])
+def test_contract_unknown_subroutes_404(server, method, suffix, body):
+    operator = server.operator()
+    response = operator.request(method, f"/v1/contracts/{unique('none')}"
+                                f"{suffix}", json=body)
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"
+
+
 def test_contract_patch_plan(server):
     operator = server.operator()
     cid = create_contract(operator, plan="basic", licences=4)["id"]
@@ -180,6 +194,18 @@ def test_contract_patch_below_usage_409(server):
     view = tenant.view()
     assert view["licences"] == 1000
     assert view["quota_bytes"] == 1000
+
+
+def test_contract_patch_plan_below_usage_409(server):
+    tenant = Tenant(server, plan="basic", licences=1, users=1)
+    tenant.users[0].client.upload_ok(random_bytes(1500))
+    response = tenant.operator.patch(f"/v1/contracts/{tenant.cid}",
+                                     json={"plan": "unit"})
+    assert response.status_code == 409
+    assert error_code(response) == "quota_below_usage"
+    assert error_field(response, "used_bytes") == 1500
+    assert error_field(response, "quota_bytes") == 1
+    assert tenant.view()["plan"] == "basic"
 
 
 def test_contract_patch_to_exact_usage(server):

@@ -1,12 +1,14 @@
 """Image uploads: EXIF orientation, the full-HD fit, metadata removal,
 formats kept, corrupt and truncated images, and deterministic output."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from conftest import (Tenant, corpus_bytes, error_code, jpeg_bytes,
                       open_image, photo_image, png_bytes, random_bytes,
-                      sha256_hex)
+                      sha256_hex, tmp_files, wait_until)
 
 ORIENTATION_TAG = 0x0112
 EXIF_MARKER = b"Exif\x00\x00"
@@ -235,7 +237,7 @@ def test_image_cmyk_becomes_rgb(client):
     "png_ihdr_missing.png", "broken_zlib_stream.png", "png_width_zero.png",
     "huge_iCCP_length.png",
 ])
-def test_image_corrupt_415(shared, client, name):
+def test_image_corrupt_415(server, shared, client, name):
     before = shared.view()
     data = corpus_bytes(name)
     response = client.upload(data)
@@ -243,6 +245,7 @@ def test_image_corrupt_415(shared, client, name):
     assert error_code(response) == "unsupported_image"
     assert shared.view()["used_bytes"] == before["used_bytes"]
     assert shared.view()["blob_count"] == before["blob_count"]
+    assert wait_until(lambda: not tmp_files(server, shared.cid), 5)
     assert client.get(f"/v1/blobs/{sha256_hex(data)}").status_code == 404
 
 
@@ -250,13 +253,14 @@ def test_image_corrupt_415(shared, client, name):
     "truncated_baseline_2725x2225.jpg", "truncated_progressive.jpg",
     "truncated_progressive_5_of_10_scans.jpeg", "truncated_png_640x480.png",
 ])
-def test_image_truncated_415(shared, client, name):
+def test_image_truncated_415(server, shared, client, name):
     before = shared.view()
     response = client.upload(corpus_bytes(name))
     assert response.status_code == 415
     assert error_code(response) == "unsupported_image"
     assert shared.view()["used_bytes"] == before["used_bytes"]
     assert shared.view()["blob_count"] == before["blob_count"]
+    assert wait_until(lambda: not tmp_files(server, shared.cid), 5)
 
 
 @pytest.mark.parametrize("make", [
@@ -310,6 +314,29 @@ def test_image_same_upload_same_bytes(server, shared):
         assert stored_one == stored_two
         again = first.users[0].client.upload(original)
         assert again.json()["id"] == sha256_hex(stored_one)
+
+
+def test_image_parallel_same_photo(server):
+    tenant = Tenant(server, users=1)
+    token = tenant.users[0].token
+    photo = jpeg_bytes(photo_image(3000, 2000, seed=21))
+
+    def upload(_index):
+        client = server.client(token)
+        try:
+            return client.upload(photo)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(upload, range(6)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 503}, statuses
+    accepted = [r.json() for r in responses if r.status_code == 201]
+    assert accepted
+    assert all(view == accepted[0] for view in accepted)
+    assert tenant.view()["blob_count"] == 1
+    assert tenant.view()["used_bytes"] == accepted[0]["size"]
 
 
 def test_image_png_duplicate_copies(server):

@@ -98,6 +98,19 @@ def test_message_post_view(team):
     assert tenant.view()["message_count"] == count + 1
 
 
+def test_message_unicode_filename(team):
+    anna, bert = team.users[:2]
+    group = team.group([anna, bert])
+    blob = anna.client.upload_ok(minimal_pdf("unicode"))
+    name = "Angebot März – Größe 2.pdf"
+    message = anna.client.post_message_ok(group["id"], "ünïcödé ✓",
+                                          [(blob["id"], name)])
+    assert message["attachments"][0]["filename"] == name
+    assert message["text"] == "ünïcödé ✓"
+    listed = history(bert.client, group["id"]).json()["messages"][0]
+    assert listed["attachments"][0]["filename"] == name
+
+
 def test_message_member_downloads_attachment(team):
     tenant = team
     anna, bert = tenant.users[:2]
@@ -107,6 +120,24 @@ def test_message_member_downloads_attachment(team):
     assert bert.client.get(f"/v1/blobs/{blob['id']}").status_code == 404
     anna.client.post_message_ok(group["id"], "x", [(blob["id"], "x.bin")])
     response = bert.client.get(f"/v1/blobs/{blob['id']}")
+    assert response.status_code == 200
+    assert response.content == data
+
+
+def test_message_forward_attachment(team):
+    anna, bert, cora = team.users
+    first = team.group([anna, bert])
+    second = team.group([bert, cora])
+    data = random_bytes(1234)
+    blob = anna.client.upload_ok(data)
+    anna.client.post_message_ok(first["id"], "x", [(blob["id"], "x.bin")])
+    assert cora.client.get(f"/v1/blobs/{blob['id']}").status_code == 404
+    # Bert may download the blob through the first group, so he may attach
+    # it in the second.
+    forwarded = bert.client.post_message(second["id"], "fwd",
+                                         [(blob["id"], "copy.bin")])
+    assert forwarded.status_code == 201
+    response = cora.client.get(f"/v1/blobs/{blob['id']}")
     assert response.status_code == 200
     assert response.content == data
 

@@ -109,6 +109,8 @@ def test_purge_real_matches_dry_run(server):
     assert used_before["message_count"] - used_after["message_count"] == \
         real["messages_deleted"]
     assert used_after["used_bytes"] == 1700 + 1900 + 2300 + 2900
+    report = tenant.operator.get("/v1/usage").json()["contracts"]
+    assert {v["id"]: v for v in report}[tenant.cid] == used_after
 
 
 def test_purge_messages_before_date_gone(server):
@@ -215,6 +217,8 @@ def test_sweep_unreferenced_blob(blobd):
     assert tenant.view()["blob_count"] == 0
     response = client.get(f"/v1/blobs/{blob['id']}")
     assert response.status_code == 404
+    report = tenant.operator.get("/v1/usage").json()["contracts"]
+    assert {v["id"]: v for v in report}[tenant.cid] == tenant.view()
 
 
 def test_sweep_keeps_referenced_blob(blobd):

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import (Tenant, error_code, error_field, jpeg_bytes,
-                      photo_image, random_bytes, sha256_hex)
+                      photo_image, random_bytes, sha256_hex, tmp_files,
+                      wait_until)
 
 TINY_QUOTA = 100_000
 
@@ -62,6 +63,7 @@ def test_quota_one_byte_over_507(server):
     assert view["used_bytes"] == 600
     assert view["blob_count"] == 1
     assert client.get(f"/v1/blobs/{sha256_hex(data)}").status_code == 404
+    assert wait_until(lambda: not tmp_files(server, tenant.cid), 5)
 
 
 def test_quota_full_one_byte_507(server):

@@ -1,7 +1,10 @@
 """Durability: what a 2xx response reported survives a SIGTERM restart and a
 SIGKILL restart."""
 
+import http.client
+import json
 import signal
+import socket
 import threading
 import time
 
@@ -151,6 +154,57 @@ def test_restart_deletion_persists(blobd, sig):
     assert gone["id"] not in {m["id"] for m in history["messages"]}
     response = world.bert.client.get(f"/v1/blobs/{world.pdf_view['id']}")
     assert response.status_code == 404
+
+
+def test_restart_sigterm_finishes_upload(blobd):
+    server = blobd()
+    tenant = Tenant(server, users=1)
+    body = random_bytes(2_000_000)
+    head = (f"POST /v1/blobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Bearer {tenant.users[0].token}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    try:
+        sock.sendall(head.encode() + body[:1_000_000])
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        sock.sendall(body[1_000_000:])
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        status = response.status
+        payload = json.loads(response.read())
+    finally:
+        sock.close()
+    assert status == 201
+    assert payload["id"] == sha256_hex(body)
+    assert server.wait_exit() == 0
+    server.start()
+    client = tenant.users[0].client
+    assert client.get(f"/v1/blobs/{payload['id']}").content == body
+    assert tenant.used_bytes() == len(body)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["sigterm", "sigkill"])
+def test_restart_purge_persists(blobd, sig):
+    server = blobd()
+    world = World(server, full=False)
+    response = world.tenant.operator.post(
+        f"/v1/contracts/{world.tenant.cid}/purge",
+        json={"before": "2099-01-01T00:00:00Z", "dry_run": False})
+    assert response.status_code == 200
+    assert response.json()["messages_deleted"] == 3
+    view = world.tenant.view()
+    purged_before = world.bert.client.get(
+        "/v1/sync", params={"since": 0}).json()["purged_before"]
+    assert purged_before is not None
+    server.restart(sig)
+    assert world.tenant.view() == view
+    assert view["message_count"] == 0
+    body = world.bert.client.get("/v1/sync", params={"since": 0}).json()
+    assert body["messages"] == []
+    assert body["purged_before"] == purged_before
 
 
 def test_restart_missing_plan_refused(blobd):

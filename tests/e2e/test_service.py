@@ -130,6 +130,16 @@ def test_unknown_route_404(server):
     assert error_code(response) == "not_found"
 
 
+def test_json_body_too_large_413(server):
+    operator = server.operator()
+    response = operator.post("/v1/contracts", json={
+        "id": "big", "name": "x" * (2 << 20), "plan": "basic",
+        "licences": 1})
+    assert response.status_code == 413
+    assert error_code(response) == "too_large"
+    assert operator.get("/v1/contracts/big").status_code == 404
+
+
 def test_error_shape(server):
     tenant = Tenant(server, users=1)
     operator = server.operator()

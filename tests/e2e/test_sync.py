@@ -119,6 +119,20 @@ def test_sync_only_own_conversations(server):
     assert [m["id"] for m in body["messages"]] == [visible["id"]]
 
 
+def test_sync_removed_member(server):
+    tenant = Tenant(server, users=2)
+    anna, bert = tenant.users
+    group = tenant.group([anna, bert])
+    anna.client.post_message_ok(group["id"], "before removal")
+    response = tenant.operator.put(
+        f"/v1/contracts/{tenant.cid}/groups/{group['id']}/members",
+        json={"members": [anna.uid]})
+    assert response.status_code == 200
+    anna.client.post_message_ok(group["id"], "after removal")
+    body = sync(bert.client, since=0).json()
+    assert body["messages"] == []
+
+
 def test_sync_deleted_list(server):
     tenant = Tenant(server, users=2)
     anna, bert = tenant.users
@@ -138,6 +152,21 @@ def test_sync_deleted_list(server):
     assert later["deleted"] == []
     full = sync(bert.client, since=0).json()
     assert [m["id"] for m in full["messages"]] == [kept["id"]]
+
+
+def test_sync_group_delete_listed(server):
+    tenant = Tenant(server, users=2)
+    anna, bert = tenant.users
+    group = tenant.group([anna, bert])
+    messages = [anna.client.post_message_ok(group["id"], str(i))
+                for i in range(2)]
+    since = sync(anna.client, since=0).json()["next_since"]
+    response = tenant.admin.client.delete(
+        f"/v1/contracts/{tenant.cid}/groups/{group['id']}")
+    assert response.status_code == 204
+    body = sync(anna.client, since=since).json()
+    assert sorted(body["deleted"]) == sorted(m["id"] for m in messages)
+    assert body["next_since"] > since
 
 
 @pytest.mark.parametrize("params", [

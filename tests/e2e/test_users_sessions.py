@@ -2,6 +2,8 @@
 account expiry."""
 
 import re
+import time
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -341,6 +343,20 @@ def test_expired_session_403(server):
                   user.client.upload(b"after expiry")):
         assert after.status_code == 403
         assert error_code(after) == "account_expired"
+
+
+def test_valid_until_reached_in_session(server):
+    tenant = Tenant(server, users=0)
+    soon = datetime.now(timezone.utc) + timedelta(seconds=3)
+    user = create_user(tenant.operator, tenant.cid,
+                       valid_until=soon.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    client = user.login()
+    assert client.get("/v1/conversations").status_code == 200
+    while datetime.now(timezone.utc) < soon + timedelta(seconds=1.1):
+        time.sleep(0.2)
+    response = client.get("/v1/conversations")
+    assert response.status_code == 403
+    assert error_code(response) == "account_expired"
 
 
 def test_valid_until_cleared(server):
