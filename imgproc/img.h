@@ -50,7 +50,9 @@ enum img_format {
 enum img_status {
     IMG_OK = 0,
     IMG_EUNSUPPORTED,       /* corrupt, truncated or undecodable: 415 */
-    IMG_ETOOLARGE,          /* header declares more than max_pixels: 415 */
+    IMG_ETOOLARGE,          /* over max_pixels by its header, or needing
+                               more than max_memory_bytes to decode or
+                               resample: 415 */
     IMG_ENOMEM,             /* allocation failed */
     IMG_EIO,                /* reading the input or writing the output failed */
 };
