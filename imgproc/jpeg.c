@@ -438,9 +438,9 @@ static J_COLOR_SPACE decode_color_space(const struct jpeg_probe *probe)
 
 /*
  * Pick the DCT scaling (1/8, 1/4, 1/2 or none). libjpeg-turbo's reduced
- * IDCTs subsample without a proper low-pass, so fine detail aliases; a
- * scale is used only while the decoded size stays at least twice the
- * target on both sides, and the Lanczos filter removes what remains. On a
+ * IDCTs let fine detail alias, so a scale is used only while the decoded
+ * size stays at least twice the target on both sides, and the Lanczos
+ * filter does the rest. On a
  * 12 MP zone plate scaled to 1440x1080, decoding at 1/2 gave SSIM 0.77
  * against a full decode + Lanczos-3, and a full decode 0.99
  * (bench/imgproc/ssim.py).
