@@ -99,6 +99,18 @@ unsigned accounts_limiter_check(struct accounts_limiter *lim,
 void accounts_limiter_fail(struct accounts_limiter *lim, const char *addr,
                            const char *cid, const char *username,
                            int64_t now_ms);
+/*
+ * Like accounts_limiter_check(), but logins in progress count as failures,
+ * and a login that may proceed (0) takes a slot. Each such login must call
+ * accounts_limiter_end() once, with `failed` set when it failed, which
+ * gives the slot back.
+ */
+unsigned accounts_limiter_begin(struct accounts_limiter *lim,
+                                const char *addr, const char *cid,
+                                const char *username, int64_t now_ms);
+void accounts_limiter_end(struct accounts_limiter *lim, const char *addr,
+                          const char *cid, const char *username, bool failed,
+                          int64_t now_ms);
 /* Number of entries held, for tests of the memory bound. */
 size_t accounts_limiter_size(struct accounts_limiter *lim);
 

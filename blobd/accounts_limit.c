@@ -6,7 +6,14 @@
  * its limit, so the window slides exactly. A login is blocked while the
  * ring is full of failures younger than ACCOUNTS_LOGIN_WINDOW_MS.
  * Retry-After is the time until the oldest of them leaves the window.
- * Only failures create entries; a blocked attempt is not recorded.
+ * A blocked attempt is not recorded.
+ *
+ * A login takes a pending slot in its entries at accounts_limiter_begin()
+ * and gives it back at accounts_limiter_end(). Slots count against the
+ * limit, so that guesses sent at once cannot all pass the check while the
+ * password hashes of the first ones still run. The entries of a login
+ * that did not fail are dropped at its end when they contain nothing
+ * else.
  *
  * Entries sit in a binary tree (tsearch) by key, which stays O(log n)
  * whatever keys an attacker chooses, and in a list ordered by their last
@@ -35,6 +42,7 @@ struct limit_entry {
     struct limit_entry *newer;   /* list by last failure, per kind */
     struct limit_entry *older;
     unsigned count;              /* failures held in the ring */
+    unsigned pending;            /* logins between begin and end */
     unsigned oldest;             /* ring index of the oldest failure */
     int64_t times[];             /* ring of failure times, limit slots */
 };
@@ -133,12 +141,16 @@ static void limit_prune(struct limit_entry *e, int64_t now_ms)
     }
 }
 
-/* Seconds until `e` allows a login again; 0 when it allows one now. */
-static unsigned limit_wait(struct limit_entry *e, int64_t now_ms)
+/* Seconds until `e` allows a login again; 0 when it allows one now.
+ * With `with_pending`, logins in progress count as failures. */
+static unsigned limit_wait(struct limit_entry *e, int64_t now_ms,
+                           bool with_pending)
 {
     limit_prune(e, now_ms);
-    if (e->count < kind_limit[e->kind])
+    if (e->count + (with_pending ? e->pending : 0) < kind_limit[e->kind])
         return 0;
+    if (e->count < kind_limit[e->kind])
+        return 1;   /* full with logins in progress, which end soon */
 
     int64_t wait_ms = e->times[e->oldest] + ACCOUNTS_LOGIN_WINDOW_MS -
                       now_ms;
@@ -162,7 +174,7 @@ unsigned accounts_limiter_check(struct accounts_limiter *lim,
         struct limit_entry *e = limit_find(lim, key);
 
         if (e) {
-            unsigned w = limit_wait(e, now_ms);
+            unsigned w = limit_wait(e, now_ms, false);
 
             if (w > wait)
                 wait = w;
@@ -196,15 +208,19 @@ static void list_push(struct limit_list *list, struct limit_entry *e)
     list->newest = e;
 }
 
-static void limit_evict_oldest(struct accounts_limiter *lim,
-                               struct limit_list *list)
+static void limit_drop(struct accounts_limiter *lim, struct limit_list *list,
+                       struct limit_entry *e)
 {
-    struct limit_entry *e = list->oldest;
-
     list_unlink(list, e);
     tdelete(e->key, &lim->root, entry_compare);
     list->size--;
     free(e);
+}
+
+static void limit_evict_oldest(struct accounts_limiter *lim,
+                               struct limit_list *list)
+{
+    limit_drop(lim, list, list->oldest);
 }
 
 /* Find or create the entry of `key`; NULL when out of memory. */
@@ -233,13 +249,13 @@ static struct limit_entry *limit_entry_get(struct accounts_limiter *lim,
     return e;
 }
 
-void accounts_limiter_fail(struct accounts_limiter *lim, const char *addr,
-                           const char *cid, const char *username,
-                           int64_t now_ms)
+/* Record a failure in the entries of the login; lim->lock held. */
+static void limit_fail_locked(struct accounts_limiter *lim, const char *addr,
+                              const char *cid, const char *username,
+                              int64_t now_ms)
 {
     char key[LIMIT_KEY_MAX];
 
-    pthread_mutex_lock(&lim->lock);
     for (int k = 0; k < LIMIT_KINDS; k++) {
         enum limit_kind kind = (enum limit_kind)k;
 
@@ -264,6 +280,77 @@ void accounts_limiter_fail(struct accounts_limiter *lim, const char *addr,
         list_unlink(&lim->lists[kind], e);
         list_push(&lim->lists[kind], e);
     }
+}
+
+void accounts_limiter_fail(struct accounts_limiter *lim, const char *addr,
+                           const char *cid, const char *username,
+                           int64_t now_ms)
+{
+    pthread_mutex_lock(&lim->lock);
+    limit_fail_locked(lim, addr, cid, username, now_ms);
+    pthread_mutex_unlock(&lim->lock);
+}
+
+unsigned accounts_limiter_begin(struct accounts_limiter *lim,
+                                const char *addr, const char *cid,
+                                const char *username, int64_t now_ms)
+{
+    char key[LIMIT_KEY_MAX];
+    unsigned wait = 0;
+
+    pthread_mutex_lock(&lim->lock);
+    for (int k = 0; k < LIMIT_KINDS; k++) {
+        struct limit_entry *e;
+
+        if (!limit_key(key, (enum limit_kind)k, addr, cid, username))
+            continue;
+        e = limit_find(lim, key);
+        if (e) {
+            unsigned w = limit_wait(e, now_ms, true);
+
+            if (w > wait)
+                wait = w;
+        }
+    }
+    for (int k = 0; k < LIMIT_KINDS && wait == 0; k++) {
+        struct limit_entry *e;
+
+        if (!limit_key(key, (enum limit_kind)k, addr, cid, username))
+            continue;
+        /* Out of memory: the login goes without a slot, which only makes
+         * the limiter more lenient for a moment. */
+        e = limit_entry_get(lim, (enum limit_kind)k, key);
+        if (e)
+            e->pending++;
+    }
+    pthread_mutex_unlock(&lim->lock);
+    return wait;
+}
+
+void accounts_limiter_end(struct accounts_limiter *lim, const char *addr,
+                          const char *cid, const char *username, bool failed,
+                          int64_t now_ms)
+{
+    char key[LIMIT_KEY_MAX];
+
+    pthread_mutex_lock(&lim->lock);
+    /* An entry evicted meanwhile has taken its slot with it. */
+    for (int k = 0; k < LIMIT_KINDS; k++) {
+        struct limit_entry *e;
+
+        if (!limit_key(key, (enum limit_kind)k, addr, cid, username))
+            continue;
+        e = limit_find(lim, key);
+        if (e && e->pending > 0)
+            e->pending--;
+        if (e && !failed && e->pending == 0) {
+            limit_prune(e, now_ms);
+            if (e->count == 0)
+                limit_drop(lim, &lim->lists[k], e);
+        }
+    }
+    if (failed)
+        limit_fail_locked(lim, addr, cid, username, now_ms);
     pthread_mutex_unlock(&lim->lock);
 }
 

@@ -407,6 +407,7 @@ int accounts_login(struct accounts *acc, struct store *st,
     struct store_contract *c = NULL;
     struct accounts_record rec;
     const char *addr = in->client_addr ? in->client_addr : "";
+    const char *cid, *name;
     bool cid_valid, name_valid, match;
     unsigned wait;
     int rc = login_check_input(in, err);
@@ -415,9 +416,12 @@ int accounts_login(struct accounts *acc, struct store *st,
         return rc;
     cid_valid = store_cid_valid(in->contract);
     name_valid = accounts_username_valid(in->username);
+    cid = cid_valid ? in->contract : NULL;
+    name = name_valid ? in->username : NULL;
 
-    wait = accounts_limiter_check(lim, addr, cid_valid ? in->contract : NULL,
-                                  name_valid ? in->username : NULL, now_ms);
+    /* A login that may proceed takes a slot of the limiter, which
+     * accounts_limiter_end() below gives back. */
+    wait = accounts_limiter_begin(lim, addr, cid, name, now_ms);
     if (wait > 0) {
         rc = blobd_fail(err, BLOBD_ERATE, "too many failed logins from "
                         "this address; retry in %u seconds", wait);
@@ -428,13 +432,11 @@ int accounts_login(struct accounts *acc, struct store *st,
 
     rc = login_verify(st, in, cid_valid && name_valid, &c, &rec, &match,
                       err);
+    accounts_limiter_end(lim, addr, cid, name, rc == BLOBD_OK && !match,
+                         now_ms);
     if (rc != BLOBD_OK)
         return rc;
     if (!match) {
-        const char *cid = cid_valid ? in->contract : NULL;
-        const char *name = name_valid ? in->username : NULL;
-
-        accounts_limiter_fail(lim, addr, cid, name, now_ms);
         /* Logged once per lockout: while it lasts, attempts are rejected
          * before they can fail again. Invalid names are user input that
          * does not belong in a log line. */
