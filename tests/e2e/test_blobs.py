@@ -277,6 +277,26 @@ def test_blob_range_416(client, header):
     assert error_code(response) == "range_not_satisfiable"
 
 
+@pytest.mark.parametrize("header", ["items=0-5", "lines=1-2"])
+def test_blob_range_unknown_unit_200(client, header):
+    data = random_bytes(300)
+    blob = client.upload_ok(data)
+    response = client.get(f"/v1/blobs/{blob['id']}",
+                          headers={"Range": header})
+    assert response.status_code == 200
+    assert response.content == data
+
+
+def test_blob_range_several(client):
+    data = random_bytes(300)
+    blob = client.upload_ok(data)
+    response = client.get(f"/v1/blobs/{blob['id']}",
+                          headers={"Range": "bytes=0-9,100-109"})
+    assert response.status_code in (200, 206)
+    if response.status_code == 200:
+        assert response.content == data
+
+
 def test_blob_range_empty_416(client):
     blob = client.upload_ok(b"")
     response = client.get(f"/v1/blobs/{blob['id']}",

@@ -205,6 +205,18 @@ def test_sync_wait_returns_on_post(server):
     assert waiting.elapsed < 10
 
 
+def test_sync_wait_with_backlog(server):
+    tenant = Tenant(server, users=1)
+    client = tenant.users[0].client
+    group = tenant.group(tenant.users)
+    posted = client.post_message_ok(group["id"], "already there")
+    waiting = BackgroundSync(client, since=0, wait=30)
+    response = waiting.join()
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["messages"]] == [posted["id"]]
+    assert waiting.elapsed < 30
+
+
 def test_sync_wait_returns_on_delete(server):
     tenant = Tenant(server, users=2)
     anna, bert = tenant.users
