@@ -63,7 +63,7 @@ def error_code(response):
 
 
 def error_field(response, name):
-    """Return a field beside `code` in a JSON error answer, or None."""
+    """Return a field beside `code` in a JSON error response, or None."""
     try:
         return response.json()["error"].get(name)
     except (ValueError, KeyError, TypeError, AttributeError):
