@@ -38,6 +38,21 @@ size_t routes_count(void);
 unsigned http_error_status(enum blobd_code code);
 const char *http_error_name(enum blobd_code code);
 
+/* The outcome of parsing a Range header (route_util.c). */
+enum route_range_kind {
+    RANGE_NONE,        /* no usable Range: send everything */
+    RANGE_ONE,
+    RANGE_UNSATISFIABLE,
+};
+
+/*
+ * Parse a single byte range of RFC 9110 for a blob of `size` bytes into
+ * the inclusive [*first, *last]. Several ranges, other units and syntax
+ * errors give RANGE_NONE (the whole blob is sent), as the RFC allows.
+ */
+enum route_range_kind route_range_parse(const char *header, uint64_t size,
+                                        uint64_t *first, uint64_t *last);
+
 /* Counters for /metrics, updated with relaxed atomics. */
 struct http_metrics {
     _Atomic uint64_t upload_bytes;

@@ -263,72 +263,6 @@ static bool media_inline(const char *type)
     return false;
 }
 
-enum range_kind {
-    RANGE_NONE,        /* no usable Range: send everything */
-    RANGE_ONE,
-    RANGE_UNSATISFIABLE,
-};
-
-static bool parse_u64(const char **p, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *s = *p;
-
-    if (*s < '0' || *s > '9')
-        return false;
-    while (*s >= '0' && *s <= '9') {
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
-            return false;
-        s++;
-    }
-    *p = s;
-    *out = v;
-    return true;
-}
-
-/*
- * Parse a single byte range of RFC 9110. Several ranges, other units and
- * syntax errors are ignored (the whole blob is sent), as the RFC allows.
- */
-static enum range_kind parse_range(const char *header, uint64_t size,
-                                   uint64_t *first, uint64_t *last)
-{
-    const char *p;
-    uint64_t a, b;
-
-    if (!header || strncmp(header, "bytes=", 6) != 0)
-        return RANGE_NONE;
-    p = header + 6;
-    if (strchr(p, ','))
-        return RANGE_NONE;
-    while (*p == ' ')
-        p++;
-    if (*p == '-') {
-        p++;
-        if (!parse_u64(&p, &b) || *p)
-            return RANGE_NONE;
-        if (b == 0 || size == 0)
-            return RANGE_UNSATISFIABLE;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return RANGE_ONE;
-    }
-    if (!parse_u64(&p, &a) || *p != '-')
-        return RANGE_NONE;
-    p++;
-    if (*p == '\0') {
-        b = UINT64_MAX;
-    } else if (!parse_u64(&p, &b) || *p || b < a) {
-        return RANGE_NONE;
-    }
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    *first = a;
-    *last = b >= size ? size - 1 : b;
-    return RANGE_ONE;
-}
-
 static bool etag_matches(const char *header, const char *etag)
 {
     const char *p = header;
@@ -353,7 +287,7 @@ void routes_blobs_get(struct route_request *req, struct route_reply *rep)
     struct store_blob blob;
     struct blobd_error err;
     uint64_t first = 0, last = 0;
-    enum range_kind kind;
+    enum route_range_kind kind;
     int fd;
 
     if (!store_digest_parse(req->params[0], digest) ||
@@ -376,7 +310,7 @@ void routes_blobs_get(struct route_request *req, struct route_reply *rep)
         route_reply_empty(rep, 304);
         return;
     }
-    kind = parse_range(req->range, blob.size, &first, &last);
+    kind = route_range_parse(req->range, blob.size, &first, &last);
     if (kind == RANGE_UNSATISFIABLE) {
         snprintf(value, sizeof(value), "bytes */%llu",
                  (unsigned long long)blob.size);
