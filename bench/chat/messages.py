@@ -2,9 +2,9 @@
 waiting sync delivers one, and what waiting syncs cost.
 
 1. Parked syncs: PARKED raw connections send GET /v1/sync?wait=60 and wait.
-   blobd's thread count and RSS are read before and while they wait, then
-   one message wakes them all and the time until the last answer arrives
-   is measured (the fan-out).
+   blobd's thread count and RSS are read before and while they wait. Then
+   one message wakes them all, and the time until the last response
+   arrives is measured (the fan-out).
 2. Delivery latency: one device long-polls GET /v1/sync?since=..&wait=30
    while another client posts PROBES messages into its conversation, one
    at a time. Latency is the time from the POST's 201 (and from sending
@@ -42,7 +42,8 @@ def current_seq(api):
     view = api.json("GET", "/v1/sync?since=0&limit=1000", 200)
     # With fewer than `limit` items, next_since is the contract's seq.
     if len(view["messages"]) + len(view["deleted"]) >= 1000:
-        raise SystemExit("the probe conversation holds too many messages")
+        raise SystemExit("the probe conversation contains 1000 or more "
+                         "messages; use a new contract")
     return view["next_since"]
 
 
@@ -62,7 +63,7 @@ class ParkedSyncs:
             self.sockets.append(sock)
 
     def answered(self):
-        """Return how many sockets have an answer (or a close) to read."""
+        """Return how many sockets have a response (or a close) to read."""
         sel = selectors.DefaultSelector()
         for sock in self.sockets:
             sel.register(sock, selectors.EVENT_READ)
@@ -71,7 +72,7 @@ class ParkedSyncs:
         return len(ready)
 
     def read_all(self, timeout):
-        """Read every answer to its end; return (seconds until the last
+        """Read every response to its end; return (seconds until the last
         one completed, list of status codes)."""
         start = time.perf_counter()
         statuses = []

@@ -1,9 +1,9 @@
 """Purge benchmark: fill one contract with TARGET messages over HTTP, then
 POST /v1/contracts/{cid}/purge with `before` in the future, which deletes
-them all. Reports the purge's time, blobd's peak RSS during it, and the
-latency of probe requests of the same contract sent every 100 ms during
-the purge (a history GET, and a message POST), against the same probes on
-the idle server just before.
+them all. Reports the purge's time and blobd's peak RSS during it. Probe
+requests of the same contract (a history GET and a message POST) run
+every 100 ms during the purge, and their latency is compared with the
+same probes on the idle server just before.
 
 The fill runs wrk (-t2 -c16) in chunks of at most a minute until the
 contract holds TARGET messages or FILL_SECONDS have passed. When the
@@ -69,8 +69,8 @@ class Prober(threading.Thread):
 
 
 def fill(server, tenant, target, budget_s):
-    """Post messages until the contract holds `target` or `budget_s` has
-    passed; return (messages, seconds, rates of each chunk)."""
+    """Post messages until the contract contains `target` messages or
+    `budget_s` has passed; return (messages, seconds, rate of each chunk)."""
     url = server.url(f"/v1/conversations/{tenant.gid}/messages")
     start = time.monotonic()
     count = tenant.view()["message_count"]

@@ -47,8 +47,8 @@ def main():
             got = bl.requests.get(nginx.url(nginx_path), timeout=10)
             if got.status_code != 200 or \
                     got.content != (root / nginx_path[1:]).read_bytes():
-                raise SystemExit(f"nginx answered {got.status_code} for "
-                                 f"{nginx_path}, not the file")
+                raise SystemExit(f"nginx returned status {got.status_code} "
+                                 f"or other bytes for {nginx_path}")
         results = {}
         for n in range(rounds):
             for label, blobd_url, nginx_path in targets:

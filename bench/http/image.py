@@ -6,13 +6,14 @@ metadata.
 
 The test photo is a real photo of the corpus, upscaled to 4032x3024 with
 Gaussian noise by ImageMagick, so that it compresses like a camera photo.
-Each round runs vipsthumbnail, then a blobd upload to a new contract (so
-nothing is deduplicated); both are timed as wall time of the process,
+Each round runs vipsthumbnail, then a blobd upload to a new contract, so
+nothing is deduplicated. Both are timed as the wall time of the process,
 startup included. The figures are medians over the rounds.
 
 Settings (environment): BENCH_IMAGE_RUNS (5), BLOBD_CORPUS.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -76,13 +77,13 @@ def main():
             peaks.append(bl.peak_rss_bytes(server.pid))
             status, transfer = stdout.split()
             if status != "201":
-                raise SystemExit(f"upload answered {status}: "
+                raise SystemExit(f"upload failed with status {status}: "
                                  f"{answer.read_text()[:300]}")
             blobd_s.append(seconds)
             curl_s.append(float(transfer))
             bl.say(f"run {n + 1}/{runs}: vipsthumbnail {vips_s[-1]:.3f} s, "
                    f"blobd {blobd_s[-1]:.3f} s")
-        view = bl.json.loads(answer.read_text())
+        view = json.loads(answer.read_text())
         thumb_size = thumb.stat().st_size
         report(photo, runs, vips_s, blobd_s, curl_s, peaks, view,
                thumb_size)

@@ -4,7 +4,7 @@ hashing it (`openssl dgst -sha256`) plus writing a copy with fsync
 (`dd conv=fsync`).
 
 Each round runs the three steps one after the other on the same file, which
-stays in the page cache; each blobd upload goes to a new contract, so none
+stays in the page cache. Each blobd upload goes to a new contract, so none
 is deduplicated. The figure per step is the median over the rounds.
 
 Settings (environment): BENCH_UPLOAD_MIB (1024), BENCH_ROUNDS (3).
@@ -64,7 +64,8 @@ def upload_once(server, tenant, path, expected_id, workdir):
     status, seconds = stdout.split()
     answer = out.read_text()
     if status != "201" or expected_id not in answer:
-        raise SystemExit(f"upload answered {status}: {answer[:300]}")
+        raise SystemExit(f"upload failed with status {status}: "
+                         f"{answer[:300]}")
     return float(seconds), peak
 
 

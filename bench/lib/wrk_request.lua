@@ -19,8 +19,8 @@ if body then
     wrk.headers["Content-Type"] = "application/json"
 end
 
--- wrk calls done() once, after all threads stop; latencies are in
--- microseconds, and summary.errors.status counts answers outside 2xx/3xx.
+-- wrk calls done() once, after all threads stop. Latencies are in
+-- microseconds, and summary.errors.status counts responses outside 2xx/3xx.
 function done(summary, latency, requests)
     local e = summary.errors
     io.write(string.format(
