@@ -18,10 +18,10 @@ FLOOD = 12
 MAX_ROUNDS = 5
 SANITIZED = os.environ.get("BLOBD_SANITIZED") == "1"
 # Peak resident memory allowed after the flood. One worker at a time
-# decodes a 24-megapixel JPEG at half size (libjpeg-turbo's DCT scaling),
-# which measured about 55 MiB in all; ASan's shadow memory and quarantine
-# add a large constant.
-MAX_RSS = (2048 if SANITIZED else 256) << 20
+# decodes a 24-megapixel JPEG at half size (libjpeg-turbo's DCT scaling):
+# blobd peaked at 53 MiB, and at 212 MiB under ASan, whose shadow memory
+# and quarantine add a large constant.
+MAX_RSS = (1024 if SANITIZED else 256) << 20
 
 
 @pytest.fixture(scope="module")
