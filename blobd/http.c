@@ -630,9 +630,20 @@ static void park_flush_all(struct http_server *srv)
     park_dispatch_due(srv);
 }
 
-void route_wake_contract(struct blobd_app *app, const char *cid)
+static bool uid_listed(const char *uid, char *const *uids, size_t nuids)
 {
-    struct http_server *srv = app->http;
+    for (size_t i = 0; i < nuids; i++) {
+        if (strcmp(uids[i], uid) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Mark the parked requests of contract `cid` due, all of them when `uids`
+ * is NULL, else those of the listed users, and dispatch them. */
+static void park_wake(struct http_server *srv, const char *cid,
+                      char *const *uids, size_t nuids)
+{
     bool any = false;
 
     if (!srv)
@@ -640,14 +651,27 @@ void route_wake_contract(struct blobd_app *app, const char *cid)
     pthread_mutex_lock(&srv->park_mu);
     for (struct http_req *r = srv->parked; r; r = r->park_next) {
         struct store_contract *c = r->rr.caller.contract;
-        if (c && strcmp(store_contract_id(c), cid) == 0) {
-            r->wake_due = true;
-            any = true;
-        }
+        if (!c || strcmp(store_contract_id(c), cid) != 0)
+            continue;
+        if (uids && !uid_listed(r->rr.caller.uid, uids, nuids))
+            continue;
+        r->wake_due = true;
+        any = true;
     }
     pthread_mutex_unlock(&srv->park_mu);
     if (any)
         park_dispatch_due(srv);
+}
+
+void route_wake_contract(struct blobd_app *app, const char *cid)
+{
+    park_wake(app->http, cid, NULL, 0);
+}
+
+void route_wake_users(struct blobd_app *app, const char *cid,
+                      char *const *uids, size_t nuids)
+{
+    park_wake(app->http, cid, uids, nuids);
 }
 
 static void *ticker_main(void *arg)

@@ -151,5 +151,9 @@ bool route_time_parse(const char *text, int64_t *ms);
 /* Wake every parked request of the contract: after a post, a delete, a
  * purge, a replaced chat code or an account change. */
 void route_wake_contract(struct blobd_app *app, const char *cid);
+/* Wake only the parked requests of the given users of the contract: after
+ * a post, which concerns the members of one conversation. */
+void route_wake_users(struct blobd_app *app, const char *cid,
+                      char *const *uids, size_t nuids);
 
 #endif

@@ -116,6 +116,21 @@ static void wake(struct route_request *req)
     route_wake_contract(req->app, store_contract_id(req->caller.contract));
 }
 
+/* A post concerns only the conversation's members: waking the other
+ * waiting syncs of the contract would only make them look and park again. */
+static void wake_members(struct route_request *req, const char *gid)
+{
+    struct chat_group g;
+
+    if (chat_group_get(req->caller.contract, gid, &g, NULL) != BLOBD_OK) {
+        wake(req);
+        return;
+    }
+    route_wake_users(req->app, store_contract_id(req->caller.contract),
+                     g.members, g.nmembers);
+    chat_group_clear(&g);
+}
+
 static void reply_group(struct route_reply *rep, unsigned status, int rc,
                         struct chat_group *g, const struct blobd_error *err)
 {
@@ -365,7 +380,7 @@ void routes_chat_message_post(struct route_request *req,
         route_reply_error(rep, &err);
         return;
     }
-    wake(req);
+    wake_members(req, p.gid);
     route_reply_json(rep, 201, message_view(&m));
     chat_message_clear(&m);
 }

@@ -298,8 +298,10 @@ int chat_group_finish_delete(struct store_contract *c, const char *gid,
     bool done = false;
     int rc = BLOBD_OK;
 
-    while (rc == BLOBD_OK && !done)
+    while (rc == BLOBD_OK && !done) {
         rc = group_delete_batch(c, gid, &done, err);
+        chat_yield_lock();
+    }
     return rc;
 }
 

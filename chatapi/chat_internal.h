@@ -19,6 +19,11 @@
 bool chat_uid_valid(const char *uid);
 
 /* Aborting allocators for small fixed or already bounded sizes. */
+/* Pause briefly between the batches of a long job (purge, group
+ * deletion): the contract mutex is not fair, so without a pause the job
+ * takes it back at once and other writers of the contract stall. */
+void chat_yield_lock(void);
+
 void *chat_xmalloc(size_t n);
 void *chat_xcalloc(size_t n, size_t size);
 void *chat_xrealloc(void *p, size_t n);

@@ -239,12 +239,16 @@ int chat_purge(struct store_contract *c, int64_t before_ms, bool dry_run,
     if (dry_run)
         return purge_dry_run(c, before_ms, upto, out, err);
 
-    while (rc == BLOBD_OK && !done)
+    while (rc == BLOBD_OK && !done) {
         rc = purge_batch(c, before_ms, upto, &out->messages_deleted, &done,
                          err);
+        chat_yield_lock();
+    }
     done = false;
-    while (rc == BLOBD_OK && !done)
+    while (rc == BLOBD_OK && !done) {
         rc = prune_batch(c, before_ms, &cursor, &done, err);
+        chat_yield_lock();
+    }
     if (rc == BLOBD_OK)
         rc = blobs_sweep(c, before_ms, &out->blobs_deleted,
                          &out->bytes_freed, err);

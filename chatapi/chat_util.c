@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -368,4 +369,12 @@ bool chat_keymap_next(const struct chat_keymap *m, size_t *pos,
         }
     }
     return false;
+}
+
+void chat_yield_lock(void)
+{
+    /* 1 ms per batch of 1000 messages: about 1 s for a million. */
+    struct timespec pause = {0, 1000000L};
+
+    nanosleep(&pause, NULL);
 }
