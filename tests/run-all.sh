@@ -3,11 +3,12 @@
 #
 # Runs, in order: the unit tests (cmocka) and the end-to-end tests (pytest
 # against a real blobd on 127.0.0.1) on the normal build, then the same on
-# the ASan+UBSan build, then the imgproc fuzzer for a bounded time. The
-# last line is the total: "N passed, N failed".
+# the ASan+UBSan build, then the imgproc and request fuzzers for a bounded
+# time each. The last line is the total: "N passed, N failed".
 #
 # Environment: BLOBD_CORPUS (default ../shared/corpus/images beside the
-# checkout), FUZZ_SECONDS (default 60, 0 skips the fuzzer), SKIP_ASAN=1
+# checkout), FUZZ_SECONDS (default 60, 0 skips both fuzzers),
+# FUZZ_REQUEST_SECONDS (default 30, the request parser's share), SKIP_ASAN=1
 # runs the normal build only (for quick local runs; CI runs everything).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +107,18 @@ if [ "${FUZZ_SECONDS:-60}" != 0 ] && [ -x tests/fuzz/run.sh ]; then
     else
         failed=$((failed + 1))
         tail -40 "$log_dir/fuzz.log"
+    fi
+fi
+
+if [ "${FUZZ_SECONDS:-60}" != 0 ] && [ -x tests/fuzz/run-request.sh ]; then
+    note "fuzzing request parsing for ${FUZZ_REQUEST_SECONDS:-30} s"
+    if tests/fuzz/run-request.sh "${FUZZ_REQUEST_SECONDS:-30}" \
+        >"$log_dir/fuzz-request.log" 2>&1; then
+        passed=$((passed + 1))
+        tail -3 "$log_dir/fuzz-request.log"
+    else
+        failed=$((failed + 1))
+        tail -40 "$log_dir/fuzz-request.log"
     fi
 fi
 
