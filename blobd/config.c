@@ -206,6 +206,7 @@ void config_usage(const char *argv0)
             "  --tls-key FILE      PEM private key of --tls-cert\n"
             "  --log-format FMT    text (default) or json, one object per "
             "line\n"
+            "  --version           print the version and exit\n"
             "\n"
             "The operator token is read from BLOBD_OPERATOR_TOKEN; when it "
             "is unset,\nDIR/operator.token is created at first start.\n",
@@ -235,6 +236,8 @@ int config_load(struct blobd_config *cfg, int argc, char **argv,
 
         if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0)
             return blobd_fail(err, BLOBD_EINVAL, "help");
+        if (strcmp(opt, "--version") == 0)
+            return blobd_fail(err, BLOBD_EINVAL, "version");
         if (strcmp(opt, "--data") == 0)
             target = &cfg->data_dir;
         else if (strcmp(opt, "--listen") == 0)

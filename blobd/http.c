@@ -936,6 +936,34 @@ static bool parse_length(const char *text, uint64_t *out)
     return true;
 }
 
+struct framing {
+    unsigned lengths;
+    unsigned transfer_encodings;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+    struct framing *f = cls;
+
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, "Content-Length") == 0)
+        f->lengths++;
+    else if (strcasecmp(key, "Transfer-Encoding") == 0)
+        f->transfer_encodings++;
+    return MHD_YES;
+}
+
+/* True when the request gives its body length more than one way. */
+static bool framing_ambiguous(struct http_req *r)
+{
+    struct framing f = {0, 0};
+
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    return f.lengths > 1 || (f.lengths && f.transfer_encodings);
+}
+
 static enum MHD_Result first_call(struct http_req *r)
 {
     struct http_server *srv = r->srv;
@@ -984,6 +1012,17 @@ static enum MHD_Result first_call(struct http_req *r)
     }
 
     r->content_length = UINT64_MAX;
+    if (framing_ambiguous(r)) {
+        /* RFC 9112 6.3: conflicting lengths could smuggle a second
+         * request past a proxy, so the connection ends after the 400. */
+        reply_reset(&r->rep);
+        route_reply_header(&r->rep, "Connection", "close");
+        route_reply_fail(&r->rep, BLOBD_EINVAL,
+                         "invalid request framing: several Content-Length "
+                         "headers, or Content-Length with "
+                         "Transfer-Encoding");
+        return queue_reply(r);
+    }
     hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                       "Content-Length");
     if (hdr && !parse_length(hdr, &r->content_length))
@@ -1010,6 +1049,12 @@ static enum MHD_Result first_call(struct http_req *r)
         route_reply_error(&r->rep, &err);
         return queue_reply(r);
     }
+    /* The rate floor is checked as data arrives; a body that stops
+     * altogether is cut by a short inactivity timeout meanwhile. */
+    if (r->content_length != 0)
+        MHD_set_connection_option(
+            r->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+            (unsigned int)srv->app->cfg->limits.upload_rate_grace_seconds);
     if (r->route->body == BODY_UPLOAD &&
         upload_begin(r, &err) != BLOBD_OK) {
         /* The error is answered once the body has been drained. */
@@ -1074,6 +1119,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn,
     switch (r->state) {
     case REQ_READING: {
         struct blobd_error err;
+
+        MHD_set_connection_option(
+            conn, MHD_CONNECTION_OPTION_TIMEOUT,
+            (unsigned int)srv->app->cfg->limits.connection_timeout_seconds);
         if (body_finish(r, &err) != BLOBD_OK) {
             upload_discard(r);
             reply_reset(&r->rep);

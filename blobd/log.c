@@ -73,7 +73,31 @@ static size_t append_json_text(char *buf, size_t len, const char *text,
     return len;
 }
 
-/* Turn `k=v k2="v 2"` into `,"k":"v","k2":"v 2"`. */
+/* True when `text` is a JSON number as the log fields write them: an
+ * optional minus, digits without a leading zero, an optional fraction. */
+static bool is_number(const char *text, size_t len)
+{
+    size_t i = 0, digits = 0;
+
+    if (i < len && text[i] == '-')
+        i++;
+    if (i < len && text[i] == '0' && i + 1 < len && text[i + 1] != '.')
+        return false;
+    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+        digits++;
+    if (digits == 0)
+        return false;
+    if (i < len && text[i] == '.') {
+        size_t frac = 0;
+        for (i++; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            frac++;
+        if (frac == 0)
+            return false;
+    }
+    return i == len;
+}
+
+/* Turn `k=v k2="v 2" n=3` into `,"k":"v","k2":"v 2","n":3`. */
 static size_t append_json_fields(char *buf, size_t len, const char *fields)
 {
     const char *p = fields;
@@ -104,6 +128,10 @@ static size_t append_json_fields(char *buf, size_t len, const char *fields)
         }
         len = append(buf, len, ",\"");
         len = append_json_text(buf, len, key, (size_t)(eq - key));
+        if (is_number(val, (size_t)(end - val))) {
+            len = append(buf, len, "\":%.*s", (int)(end - val), val);
+            continue;
+        }
         len = append(buf, len, "\":\"");
         len = append_json_text(buf, len, val, (size_t)(end - val));
         len = append(buf, len, "\"");

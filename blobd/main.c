@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 #include "log.h"
 #include "pool.h"
 #include "store.h"
+
+#define BLOBD_VERSION "0.1.0"
 
 /* Long enough for a large purge; slow uploads are cut by the rate floor
  * and idle connections by the inactivity timeout well before it. */
@@ -223,11 +226,19 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (config_load(&cfg, argc, argv, &err) != BLOBD_OK) {
-        if (strcmp(err.message, "help") != 0)
-            fprintf(stderr, "blobd: %s\n", err.message);
-        config_usage(argv[0]);
+        bool help = strcmp(err.message, "help") == 0;
+
         config_release(&cfg);
-        return strcmp(err.message, "help") == 0 ? 0 : 2;
+        if (strcmp(err.message, "version") == 0) {
+            printf("blobd %s\n", BLOBD_VERSION);
+            return 0;
+        }
+        if (help) {
+            config_usage(argv[0]);
+            return 0;
+        }
+        fprintf(stderr, "blobd: %s (see blobd --help)\n", err.message);
+        return 2;
     }
     log_init(cfg.log_json, LOG_INFO);
     if (cfg.check_mode) {

@@ -461,7 +461,9 @@ void routes_chat_sync(struct route_request *req, struct route_reply *rep)
     int64_t now;
 
     blobd_error_clear(&err);
-    if (route_query_uint(req, "since", 0, UINT64_MAX, &since,
+    /* JSON integers are signed 64-bit, so a larger since could neither be
+     * answered back nor moved past: it is clamped to that maximum. */
+    if (route_query_uint(req, "since", 0, INT64_MAX, &since,
                          &err) != BLOBD_OK ||
         route_query_uint(req, "wait", 0, SYNC_WAIT_MAX, &wait,
                          &err) != BLOBD_OK ||

@@ -214,6 +214,23 @@ void routes_users_update(struct route_request *req, struct route_reply *rep)
     patch.set_valid_until = valid_until.present;
     patch.has_valid_until = valid_until.has_value;
     patch.valid_until_ms = valid_until.ms;
+    {
+        /* A field that cannot change (username, id) or a misspelt one
+         * would otherwise be ignored with a 200. */
+        const char *key;
+        json_t *value;
+
+        json_object_foreach(req->body, key, value) {
+            (void)value;
+            if (strcmp(key, "password") != 0 && strcmp(key, "role") != 0 &&
+                strcmp(key, "valid_until") != 0) {
+                route_reply_fail(rep, BLOBD_EINVAL,
+                                 "invalid field \"%.64s\": only password, "
+                                 "role and valid_until can change", key);
+                return;
+            }
+        }
+    }
 
     blobd_error_clear(&err);
     if (accounts_user_update(c, req->params[1], &patch, &user,

@@ -58,7 +58,8 @@ static void source_open(struct sync_state *st, struct source *s,
     s->it = store_iter_new(st->c, prefix, plen);
     s->plen = plen;
     memcpy(key, prefix, plen);
-    chat_put_be64((unsigned char *)key + plen, since + 1);
+    chat_put_be64((unsigned char *)key + plen,
+                  since == UINT64_MAX ? UINT64_MAX : since + 1);
     store_iter_seek(s->it, key, plen + 8);
     source_settle(st, s);
 }
