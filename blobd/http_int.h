@@ -34,7 +34,7 @@ struct route_entry {
 extern const struct route_entry routes_table[];
 size_t routes_count(void);
 
-/* Map an error code to its status, API code and log level. */
+/* Map an error code to its HTTP status and its API error code. */
 unsigned http_error_status(enum blobd_code code);
 const char *http_error_name(enum blobd_code code);
 
@@ -53,7 +53,7 @@ enum route_range_kind {
 enum route_range_kind route_range_parse(const char *header, uint64_t size,
                                         uint64_t *first, uint64_t *last);
 
-/* Counters for /metrics, updated with relaxed atomics. */
+/* Counters for /metrics; every field is an atomic counter. */
 struct http_metrics {
     _Atomic uint64_t upload_bytes;
     _Atomic uint64_t uploads;

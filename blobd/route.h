@@ -148,8 +148,8 @@ void route_time_format(int64_t ms, char out[32]);
 /* Parse RFC 3339 (Z or an offset, optional fraction); false when invalid. */
 bool route_time_parse(const char *text, int64_t *ms);
 
-/* Wake every parked request of the contract: after a post, a delete, a
- * purge, a replaced chat code or an account change. */
+/* Wake every parked request of the contract: after a deletion, a purge,
+ * a membership change, a replaced chat code or an account change. */
 void route_wake_contract(struct blobd_app *app, const char *cid);
 /* Wake only the parked requests of the given users of the contract: after
  * a post, which concerns the members of one conversation. */
