@@ -1129,6 +1129,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn,
             route_reply_error(&r->rep, &err);
             return queue_reply(r);
         }
+        if (r->route->pool == POOL_INLINE) {
+            log_set_request_id(r->request_id);
+            reply_reset(&r->rep);
+            r->route->fn(&r->rr, &r->rep);
+            log_set_request_id(NULL);
+            return queue_reply(r);
+        }
         dispatch(r);
         return MHD_YES;
     }

@@ -18,6 +18,10 @@ enum route_body {
 enum route_pool {
     POOL_WORKERS,
     POOL_LOGIN,
+    /* Run on the polling thread, without a suspend and resume: only for
+     * handlers that never park and only read (database reads are served
+     * from memory or one small file read). */
+    POOL_INLINE,
 };
 
 struct route_entry {

@@ -12,7 +12,7 @@
 #define R(m, p, a, b, pool, op404, fn) {m, p, a, b, pool, op404, fn}
 
 const struct route_entry routes_table[] = {
-    R("GET", "/healthz", ROUTE_PUBLIC, BODY_NONE, POOL_WORKERS, false,
+    R("GET", "/healthz", ROUTE_PUBLIC, BODY_NONE, POOL_INLINE, false,
       routes_health),
     R("GET", "/metrics", ROUTE_OPERATOR, BODY_NONE, POOL_WORKERS, false,
       routes_metrics),
@@ -59,7 +59,7 @@ const struct route_entry routes_table[] = {
       false, routes_users_logout),
     R("POST", "/v1/blobs", ROUTE_USER, BODY_UPLOAD, POOL_WORKERS, false,
       NULL),
-    R("GET", "/v1/blobs/{}", ROUTE_USER, BODY_NONE, POOL_WORKERS, true,
+    R("GET", "/v1/blobs/{}", ROUTE_USER, BODY_NONE, POOL_INLINE, true,
       routes_blobs_get),
     R("GET", "/v1/conversations", ROUTE_USER, BODY_NONE, POOL_WORKERS, false,
       routes_chat_conversations),
