@@ -74,6 +74,13 @@ if ! make -j2 all unit-bin >"$log_dir/build.log" 2>&1; then
     exit 1
 fi
 
+note "style"
+if tools/check-width.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
 note "unit tests"
 for bin in build/tests/test_*[!.]?; do
     [ -x "$bin" ] && run_unit "$bin" normal
