@@ -7,7 +7,8 @@ listen=${BLOBD_LISTEN:-127.0.0.1:8080}
 mkdir -p "$data"
 echo "blobd: listening on http://$listen, data in $data"
 if [ -z "${BLOBD_OPERATOR_TOKEN:-}" ]; then
-    echo "blobd: operator token: export BLOBD_OPERATOR_TOKEN=\$(cat $data/operator.token)"
+    echo "blobd: the operator token is in $data/operator.token (created at first start);"
+    echo "       send it as: curl -H \"Authorization: Bearer \$(cat $data/operator.token)\" ..."
 fi
 echo "blobd: try  curl http://$listen/healthz ; stop with Ctrl-C"
 exec ./build/blobd --data "$data" --listen "$listen" ${BLOBD_CONFIG:+--config "$BLOBD_CONFIG"}
