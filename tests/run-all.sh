@@ -82,8 +82,9 @@ else
 fi
 
 note "unit tests"
-for bin in build/tests/test_*[!.]?; do
-    [ -x "$bin" ] && run_unit "$bin" normal
+for bin in build/tests/test_*; do
+    # Skip the compiler's dependency files (*.d) beside the binaries.
+    [ "${bin%.d}" = "$bin" ] && [ -x "$bin" ] && run_unit "$bin" normal
 done
 
 note "end-to-end tests"
@@ -98,8 +99,8 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
-        for bin in build-asan/tests/test_*[!.]?; do
-            [ -x "$bin" ] && run_unit "$bin" asan
+        for bin in build-asan/tests/test_*; do
+            [ "${bin%.d}" = "$bin" ] && [ -x "$bin" ] && run_unit "$bin" asan
         done
         note "end-to-end tests under ASan + UBSan"
         BLOBD_SANITIZED=1 run_e2e "$root/build-asan/blobd" asan
