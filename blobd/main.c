@@ -90,7 +90,9 @@ static int operator_token(struct blobd_app *app, const char *data_dir,
     return BLOBD_OK;
 }
 
-static void sweep_contract(struct store_contract *c, void *arg)
+/* Sweep one marked contract; returns true to keep it marked, while it
+ * still has blobs without references or the sweep failed. */
+static bool sweep_contract(struct store_contract *c, void *arg)
 {
     const struct blobd_limits *l = arg;
     struct blobd_error err;
@@ -109,12 +111,13 @@ static void sweep_contract(struct store_contract *c, void *arg)
                    &bytes, &err) != BLOBD_OK) {
         log_warn("sweep", "sweep_failed", "contract=%s error=\"%s\"",
                  store_contract_id(c), err.message);
-        return;
+        return true;
     }
     if (blobs)
         log_info("sweep", "blobs_freed", "contract=%s blobs=%llu bytes=%llu",
                  store_contract_id(c), (unsigned long long)blobs,
                  (unsigned long long)bytes);
+    return store_blob_unreferenced_exist(c);
 }
 
 static size_t worker_count(const struct blobd_limits *l)
@@ -190,7 +193,8 @@ static int serve(struct blobd_config *cfg)
         struct timespec tick = {1, 0};
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (store_now_ms() >= next_sweep) {
-            store_contract_each(app.store, sweep_contract, &cfg->limits);
+            store_contract_each_marked(app.store, sweep_contract,
+                                       &cfg->limits);
             next_sweep = store_now_ms() +
                          (int64_t)cfg->limits.sweep_interval_seconds * 1000;
         }

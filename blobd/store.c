@@ -741,6 +741,72 @@ void store_contract_each(struct store *st, store_each_fn fn, void *arg)
     free(ids.id);
 }
 
+/* ---- sweep marks ---- */
+
+/* Add `id` to the marked list unless it is there; st->mu held. */
+static void marked_add_locked(struct store *st, const char *id)
+{
+    for (size_t i = 0; i < st->marked_count; i++) {
+        if (strcmp(st->marked[i], id) == 0)
+            return;
+    }
+    if (st->marked_count == st->marked_cap) {
+        size_t cap = st->marked_cap ? st->marked_cap * 2 : 64;
+        void *grown = realloc(st->marked, cap * sizeof(*st->marked));
+        if (!grown)
+            abort();
+        st->marked = grown;
+        st->marked_cap = cap;
+    }
+    snprintf(st->marked[st->marked_count++], STORE_CID_MAX + 1, "%s", id);
+}
+
+void store_contract_mark(struct store_contract *c)
+{
+    struct store *st = c->st;
+
+    pthread_mutex_lock(&st->mu);
+    if (!c->sweep_marked) {
+        marked_add_locked(st, c->id);
+        c->sweep_marked = true;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+void store_batch_mark_sweep(struct store_batch *b)
+{
+    b->mark_sweep = true;
+}
+
+void store_contract_each_marked(struct store *st, store_sweep_fn fn,
+                                void *arg)
+{
+    char (*ids)[STORE_CID_MAX + 1];
+    size_t count;
+
+    /* Take the whole list; contracts marked while it runs start a new
+     * one, so no mark is lost. */
+    pthread_mutex_lock(&st->mu);
+    ids = st->marked;
+    count = st->marked_count;
+    st->marked = NULL;
+    st->marked_count = st->marked_cap = 0;
+    for (struct store_contract *c = st->lru_head; c; c = c->next)
+        c->sweep_marked = false;
+    pthread_mutex_unlock(&st->mu);
+
+    for (size_t i = 0; i < count; i++) {
+        struct store_contract *c;
+
+        if (store_contract_acquire(st, ids[i], &c, NULL) != BLOBD_OK)
+            continue;
+        if (fn(c, arg))
+            store_contract_mark(c);
+        store_contract_release(c);
+    }
+    free(ids);
+}
+
 /* ---- key/value ---- */
 
 int store_get(struct store_contract *c, const void *key, size_t klen,
@@ -867,6 +933,8 @@ int store_batch_commit(struct store_batch *b, struct blobd_error *err)
 
     for (size_t i = 0; i < b->unlink_count; i++)
         store_blob_unlink(c, b->unlink[i]);
+    if (b->mark_sweep)
+        store_contract_mark(c);
     if (b->used_delta || b->blobs_delta || b->msgs_delta)
         registry_sync_copy(c);
     return BLOBD_OK;
@@ -1115,6 +1183,7 @@ void store_close(struct store *st)
         contract_free(c);
     }
     pthread_mutex_unlock(&st->mu);
+    free(st->marked);
     if (st->sysdb)
         rocksdb_close(st->sysdb);
     rocksdb_options_destroy(st->copts);

@@ -148,9 +148,25 @@ int store_contract_acquire(struct store *st, const char *id,
                            struct store_contract **out,
                            struct blobd_error *err);
 void store_contract_release(struct store_contract *c);
-/* Call `fn` with every contract acquired in turn (for sweeps). */
+/* Call `fn` with every contract acquired in turn. */
 typedef void (*store_each_fn)(struct store_contract *c, void *arg);
 void store_contract_each(struct store *st, store_each_fn fn, void *arg);
+
+/*
+ * Contracts marked for the periodic sweep. Every contract is marked at
+ * start-up; a committed batch marks its contract when it leaves a blob
+ * without references or calls store_batch_mark_sweep(). So a sweep pass
+ * visits the contracts with work instead of opening every database.
+ * Each marked contract is unmarked, acquired and passed to `fn`; a true
+ * return marks it again.
+ */
+typedef bool (*store_sweep_fn)(struct store_contract *c, void *arg);
+void store_contract_each_marked(struct store *st, store_sweep_fn fn,
+                                void *arg);
+/* Mark the batch's contract for the sweep when the batch commits. */
+void store_batch_mark_sweep(struct store_batch *b);
+/* True when the contract has blobs that no message references. */
+bool store_blob_unreferenced_exist(struct store_contract *c);
 
 const char *store_contract_id(const struct store_contract *c);
 /* Current figures of an acquired contract (plan, quota, counters). */

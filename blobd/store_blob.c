@@ -195,6 +195,7 @@ void store_batch_blob_put(struct store_batch *b, const struct store_blob *old,
     if (blob->refs == 0) {
         unref_key(blob, zkey);
         rocksdb_writebatch_put(b->wb, (const char *)zkey, sizeof(zkey), "", 0);
+        b->mark_sweep = true;
     }
     if (!old) {
         b->used_delta += (int64_t)blob->size;
@@ -521,4 +522,15 @@ int store_blob_commit(struct store_contract *c, const struct store_upload *up,
     if (rc == BLOBD_OK && out)
         *out = blob;
     return rc;
+}
+
+bool store_blob_unreferenced_exist(struct store_contract *c)
+{
+    struct store_iter *it = store_iter_new(c, "z", 1);
+    bool any;
+
+    store_iter_seek_first(it);
+    any = store_iter_valid(it);
+    store_iter_free(it);
+    return any;
 }

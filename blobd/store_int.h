@@ -29,6 +29,7 @@ struct store_contract {
     uint64_t blob_count;
     uint64_t message_count;
     uint64_t seq;
+    bool sweep_marked;               /* listed in st->marked; under st->mu */
     /* Cache bookkeeping, under st->mu. */
     int refs;
     struct store_contract *prev, *next;
@@ -48,6 +49,9 @@ struct store {
     pthread_mutex_t create_mu;       /* serialises contract creation */
     struct store_contract *lru_head, *lru_tail;
     size_t open_count, max_open;
+    /* Contracts marked for the sweep, under mu. */
+    char (*marked)[STORE_CID_MAX + 1];
+    size_t marked_count, marked_cap;
     uint64_t min_free;               /* store_options.min_free_bytes */
     char bad_contract[STORE_CID_MAX + 1];
     char bad_plan[STORE_PLAN_MAX + 1];
@@ -60,6 +64,7 @@ struct store_batch {
     int64_t blobs_delta;
     int64_t msgs_delta;
     uint64_t seq;                    /* highest seq taken, 0 when none */
+    bool mark_sweep;                 /* mark the contract at commit */
     unsigned char (*unlink)[STORE_DIGEST_LEN];
     size_t unlink_count, unlink_cap;
 };
@@ -78,6 +83,7 @@ uint64_t store_be64_get(const unsigned char *p);
 void store_contract_reopen(struct store_contract *c);
 uint64_t store_contract_quota_locked(struct store_contract *c);
 void store_registry_refresh(struct store_contract *c);
+void store_contract_mark(struct store_contract *c);
 
 /* Path of a blob's file: <dir>/blobs/ab/cd/<hex>. */
 void store_blob_path(const struct store_contract *c,

@@ -95,6 +95,10 @@ static void recover_contract(struct store_contract *c, void *arg)
     clear_tmp(c, &tmp_removed);
     clear_orphans(c, &orphans);
     store_registry_refresh(c);
+    /* The first sweep pass visits every contract: work left by the
+     * previous run (expired blobs, cut-short group deletions) is found
+     * there. */
+    store_contract_mark(c);
     if (tmp_removed || orphans)
         log_info("store", "recovered", "contract=%s tmp_removed=%llu "
                  "orphans_removed=%llu", c->id,

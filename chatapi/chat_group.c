@@ -224,6 +224,7 @@ int chat_group_delete(struct store_contract *c, const char *gid,
             store_batch_delete(b, key, chat_key_member(
                                    key, rec.g.members[i], rec.g.id));
         store_batch_put(b, key, chat_key_pending(key, rec.g.id), "", 0);
+        store_batch_mark_sweep(b);
         rc = store_batch_commit(b, err);
     }
     store_contract_unlock(c);

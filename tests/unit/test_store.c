@@ -358,6 +358,45 @@ static void test_sweep_unreferenced(void **state)
     store_contract_release(c);
 }
 
+static bool count_visit(struct store_contract *c, void *arg)
+{
+    int *visits = arg;
+
+    (void)c;
+    (*visits)++;
+    return false;
+}
+
+static void test_sweep_marks(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_contract *c;
+    struct store_blob blob;
+    struct blobd_error err;
+    bool created;
+    int visits = 0;
+
+    make_contract(fx, "idle", 3);
+    make_contract(fx, "busy", 3);
+    /* Reopen: start-up marks every contract once. */
+    store_close(fx->st);
+    fx->st = open_store(fx, 0);
+    store_contract_each_marked(fx->st, count_visit, &visits);
+    assert_int_equal(visits, 2);
+    visits = 0;
+    store_contract_each_marked(fx->st, count_visit, &visits);
+    assert_int_equal(visits, 0);
+
+    /* A new blob has no references yet: its contract is marked. */
+    assert_int_equal(store_contract_acquire(fx->st, "busy", &c, &err),
+                     BLOBD_OK);
+    assert_int_equal(upload(c, 'm', 8, &blob, &created, &err), BLOBD_OK);
+    assert_true(store_blob_unreferenced_exist(c));
+    store_contract_release(c);
+    store_contract_each_marked(fx->st, count_visit, &visits);
+    assert_int_equal(visits, 1);
+}
+
 static void test_iterators_and_seq(void **state)
 {
     struct fixture *fx = *state;
@@ -441,6 +480,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sweep_unreferenced, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterators_and_seq, setup,
                                         teardown),
         cmocka_unit_test(test_digest_hex),
