@@ -8,8 +8,8 @@
  *   2. body calls: JSON bodies are collected in memory up to
  *      BLOBD_JSON_MAX, uploads are written to a temporary file of the
  *      contract while SHA-256 is computed, so memory does not grow with the
- *      file; an error found mid-body (a full disk) is kept and answered
- *      once the body is drained, since libmicrohttpd can queue a response
+ *      file. An error found mid-body (a full disk) is kept and sent once
+ *      the body is drained, because libmicrohttpd can queue a response
  *      only before or after the body;
  *   3. last call: the connection is suspended and the handler runs on a
  *      worker pool; the worker resumes the connection and the next call
@@ -80,7 +80,7 @@ struct http_req {
     uint64_t body_bytes;
     char *json_buf;
     size_t json_len;
-    enum blobd_code body_error;      /* answered after the body is drained */
+    enum blobd_code body_error;      /* sent once the body is drained */
     char body_error_msg[160];
     struct upload_input upload;
     char tmp_path[4096];
@@ -453,7 +453,7 @@ static int authorize(struct http_req *r, struct blobd_error *err)
                           "this route needs the operator token");
     case ROUTE_CONTRACT:
     case ROUTE_OPERATOR_CONTRACT:
-        /* Another contract's id gets the same answer as an unknown one. */
+        /* Another contract's id gets the same 404 as an unknown one. */
         if (strcmp(store_contract_id(caller->contract), cid) != 0)
             return blobd_fail(err, BLOBD_ENOTFOUND, "contract not found");
         if (e->access == ROUTE_OPERATOR_CONTRACT)

@@ -179,7 +179,7 @@ void store_contract_unlock(struct store_contract *c);
 /* Read one key. BLOBD_ENOTFOUND when absent; *val is malloc'd (free()). */
 int store_get(struct store_contract *c, const void *key, size_t klen,
               char **val, size_t *vlen, struct blobd_error *err);
-/* Like store_get, but only tells whether the key exists. */
+/* Return whether the key exists, reading it as store_get does. */
 bool store_exists(struct store_contract *c, const void *key, size_t klen);
 
 /* Write batches: collected without the lock, committed with it. */
@@ -266,13 +266,14 @@ struct store_upload {
 };
 
 /*
- * Make an uploaded file a blob of the contract: fsync it, then under the
- * contract lock either find the digest (the file is dropped, no charge,
- * last_upload_ms refreshed, uploader recorded) or check the quota with the
- * true size, rename the file into place, fsync the directory and commit
- * the record and counters in one synchronous batch. `*created` tells which.
- * BLOBD_EQUOTA with used, quota and needed figures; BLOBD_ENOSPC on a full
- * disk. The temporary file is removed on every path.
+ * Make an uploaded file a blob of the contract. The file is fsynced, then
+ * the contract lock is taken. When the digest exists, the file is dropped
+ * without charge, last_upload_ms is refreshed and the uploader recorded.
+ * Otherwise the quota is checked with the true size, the file is renamed
+ * into place, the directory fsynced, and the record and counters are
+ * committed in one synchronous batch. `*created` is true in that case.
+ * Errors: BLOBD_EQUOTA with used, quota and needed figures, BLOBD_ENOSPC
+ * on a full disk. The temporary file is removed on every path.
  */
 int store_blob_commit(struct store_contract *c, const struct store_upload *up,
                       struct store_blob *out, bool *created,
