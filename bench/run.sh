@@ -38,6 +38,9 @@ for section in "${sections[@]}"; do
     [ -n "${SCRIPT[$section]:-}" ] || { echo "unknown section: $section" >&2; usage; }
 done
 
+# Install what the benchmarks need beyond the tests' packages.
+sh "$(dirname "$0")/../tools/install-deps.sh" bench
+
 missing=()
 for tool in wrk nginx curl openssl dd vipsthumbnail timeout; do
     command -v "$tool" > /dev/null || missing+=("$tool")
@@ -45,7 +48,7 @@ done
 [ -x "$PYTHON" ] || missing+=("$PYTHON")
 [ -x /usr/bin/convert ] || missing+=("/usr/bin/convert (imagemagick)")
 if [ ${#missing[@]} -gt 0 ]; then
-    echo "missing tools: ${missing[*]} (tools/install-deps.sh installs them)" >&2
+    echo "missing tools: ${missing[*]} (tools/install-deps.sh bench installs them)" >&2
     exit 1
 fi
 

@@ -14,6 +14,7 @@ set -eu
 runs=${1:-10}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+sh tools/install-deps.sh bench   # vipsthumbnail, ImageMagick, numpy
 corpus=${BLOBD_CORPUS:-../shared/corpus/images}
 magick=/usr/bin/convert         # the real ImageMagick 6, not a wrapper
 py=/usr/bin/python3
