@@ -285,6 +285,11 @@ void store_digest_hex(const unsigned char digest[STORE_DIGEST_LEN],
 bool store_digest_parse(const char *hex,
                         unsigned char digest[STORE_DIGEST_LEN]);
 
+/* Big-endian 64-bit numbers, the key encoding that keeps RocksDB's byte
+ * order equal to numeric order (sequence numbers, times). */
+void store_be64_put(unsigned char *p, uint64_t v);
+uint64_t store_be64_get(const unsigned char *p);
+
 /* Milliseconds since the Unix epoch, from CLOCK_REALTIME. */
 int64_t store_now_ms(void);
 

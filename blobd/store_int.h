@@ -78,8 +78,6 @@ int store_fsync_dir(const char *path);
  * when st->min_free is 0. */
 int store_space_check(const struct store *st, uint64_t extra,
                       bool keep_reserve, struct blobd_error *err);
-void store_be64_put(unsigned char *p, uint64_t v);
-uint64_t store_be64_get(const unsigned char *p);
 void store_contract_reopen(struct store_contract *c);
 uint64_t store_contract_quota_locked(struct store_contract *c);
 void store_registry_refresh(struct store_contract *c);

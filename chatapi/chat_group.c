@@ -264,7 +264,7 @@ static int group_delete_batch(struct store_contract *c, const char *gid,
 
         if (klen != sizeof(prefix) + 8)
             continue;
-        seq = chat_get_be64((const unsigned char *)k + sizeof(prefix));
+        seq = store_be64_get((const unsigned char *)k + sizeof(prefix));
         rc = chat_message_load(c, seq, &m, err);
         if (rc == BLOBD_ENOTFOUND) {
             /* An index entry without its message: drop the entry. */

@@ -18,20 +18,17 @@
 /* True for a user id chatapi can key: 1..CHAT_UID_MAX bytes. */
 bool chat_uid_valid(const char *uid);
 
-/* Aborting allocators for small fixed or already bounded sizes. */
 /* Pause briefly between the batches of a long job (purge, group
  * deletion): the contract mutex is not fair, so without a pause the job
  * takes it back at once and other writers of the contract stall. */
 void chat_yield_lock(void);
 
+/* Aborting allocators for small fixed or already bounded sizes. */
 void *chat_xmalloc(size_t n);
 void *chat_xcalloc(size_t n, size_t size);
 void *chat_xrealloc(void *p, size_t n);
 char *chat_xstrdup(const char *s);
 char *chat_xstrndup(const char *s, size_t n);
-
-void chat_put_be64(unsigned char *p, uint64_t v);
-uint64_t chat_get_be64(const unsigned char *p);
 
 /* True when s[0..n) is well-formed UTF-8 without NUL bytes. */
 bool chat_utf8_valid(const char *s, size_t n);

@@ -128,7 +128,7 @@ static int64_t last_sent_ms(struct store_contract *c)
     if (store_iter_valid(it)) {
         k = store_iter_key(it, &klen);
         if (klen == 17)
-            ms = (int64_t)chat_get_be64((const unsigned char *)k + 1);
+            ms = (int64_t)store_be64_get((const unsigned char *)k + 1);
     }
     store_iter_free(it);
     return ms;
@@ -144,7 +144,7 @@ static void message_put(struct store_batch *b, const struct chat_message *m)
 
     store_batch_put(b, key, chat_key_message(key, m->seq), val, vlen);
     free(val);
-    chat_put_be64(seqv, m->seq);
+    store_be64_put(seqv, m->seq);
     store_batch_put(b, key, chat_key_mid(key, m->id), seqv, sizeof(seqv));
     store_batch_put(b, key, chat_key_time(key, m->sent_at_ms, m->seq), "", 0);
     store_batch_put(b, key, chat_key_conv(key, m->conversation, m->seq),
@@ -236,7 +236,7 @@ void chat_message_delete_in_batch(struct store_batch *b,
         return;
     memcpy(val, m->id, CHAT_ID_LEN);
     memcpy(val + CHAT_ID_LEN, m->conversation, CHAT_ID_LEN);
-    chat_put_be64(val + 2 * CHAT_ID_LEN, (uint64_t)m->sent_at_ms);
+    store_be64_put(val + 2 * CHAT_ID_LEN, (uint64_t)m->sent_at_ms);
     store_batch_put(b, key, chat_key_deletion(key, store_batch_next_seq(b)),
                     val, sizeof(val));
 }
@@ -317,7 +317,7 @@ int chat_history(struct store_contract *c, const char *gid, const char *uid,
 
         if (klen != 1 + CHAT_ID_LEN + 8)
             continue;
-        rc = chat_message_load(c, chat_get_be64((const unsigned char *)k +
+        rc = chat_message_load(c, store_be64_get((const unsigned char *)k +
                                                 1 + CHAT_ID_LEN),
                                &out->messages[out->nmessages], err);
         if (rc == BLOBD_ENOTFOUND) {

@@ -44,8 +44,8 @@ static int purge_batch(struct store_contract *c, int64_t before_ms,
 
         if (klen != 17)
             continue;
-        ms = (int64_t)chat_get_be64((const unsigned char *)k + 1);
-        seq = chat_get_be64((const unsigned char *)k + 9);
+        ms = (int64_t)store_be64_get((const unsigned char *)k + 1);
+        seq = store_be64_get((const unsigned char *)k + 9);
         /* sent_at never decreases with seq, so the first entry past
          * either bound ends the purge. */
         if (ms >= before_ms || seq > upto)
@@ -101,9 +101,9 @@ static int prune_batch(struct store_contract *c, int64_t before_ms,
 
         if (klen != 9)
             continue;
-        *cursor = chat_get_be64((const unsigned char *)k + 1) + 1;
+        *cursor = store_be64_get((const unsigned char *)k + 1) + 1;
         if (vlen == CHAT_DELETION_LEN &&
-            (int64_t)chat_get_be64((const unsigned char *)v +
+            (int64_t)store_be64_get((const unsigned char *)v +
                                    2 * CHAT_ID_LEN) < before_ms)
             store_batch_delete(b, k, klen);
     }
@@ -129,10 +129,10 @@ static int purge_record(struct store_contract *c, int64_t before_ms,
     store_contract_lock(c);
     if (store_get(c, CHAT_KEY_PURGE, 2, &old, &olen, NULL) == BLOBD_OK &&
         olen == 16 &&
-        (int64_t)chat_get_be64((const unsigned char *)old) > before_ms)
-        before_ms = (int64_t)chat_get_be64((const unsigned char *)old);
-    chat_put_be64(val, (uint64_t)before_ms);
-    chat_put_be64(val + 8, store_batch_next_seq(b));
+        (int64_t)store_be64_get((const unsigned char *)old) > before_ms)
+        before_ms = (int64_t)store_be64_get((const unsigned char *)old);
+    store_be64_put(val, (uint64_t)before_ms);
+    store_be64_put(val + 8, store_batch_next_seq(b));
     store_batch_put(b, CHAT_KEY_PURGE, 2, val, sizeof(val));
     rc = store_batch_commit(b, err);
     store_contract_unlock(c);
@@ -183,11 +183,11 @@ static int purge_dry_run(struct store_contract *c, int64_t before_ms,
 
         if (klen != 17)
             continue;
-        if ((int64_t)chat_get_be64((const unsigned char *)k + 1) >=
+        if ((int64_t)store_be64_get((const unsigned char *)k + 1) >=
                 before_ms ||
-            chat_get_be64((const unsigned char *)k + 9) > upto)
+            store_be64_get((const unsigned char *)k + 9) > upto)
             break;
-        rc = chat_message_load(c, chat_get_be64((const unsigned char *)k + 9),
+        rc = chat_message_load(c, store_be64_get((const unsigned char *)k + 9),
                                &m, err);
         if (rc == BLOBD_ENOTFOUND) {
             rc = BLOBD_OK;

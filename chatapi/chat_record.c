@@ -218,7 +218,7 @@ int chat_mid_seq(struct store_contract *c, const char *mid, uint64_t *seq,
         rc = blobd_fail(err, BLOBD_EIO, "corrupt index entry of message %s",
                         mid);
     if (rc == BLOBD_OK)
-        *seq = chat_get_be64((const unsigned char *)val);
+        *seq = store_be64_get((const unsigned char *)val);
     free(val);
     return rc;
 }
@@ -310,7 +310,7 @@ static void apply_right(struct store_contract *c, struct store_batch *b,
         return;
     }
     n = (uint64_t)((int64_t)n + delta);
-    chat_put_be64(val, n);
+    store_be64_put(val, n);
     store_batch_put(b, key, klen, val, sizeof(val));
 }
 

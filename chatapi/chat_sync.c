@@ -44,7 +44,7 @@ static void source_settle(struct sync_state *st, struct source *s)
 
         if (klen != s->plen + 8)
             continue;
-        s->seq = chat_get_be64((const unsigned char *)k + s->plen);
+        s->seq = store_be64_get((const unsigned char *)k + s->plen);
         s->live = s->seq <= st->upto;
         return;
     }
@@ -58,7 +58,7 @@ static void source_open(struct sync_state *st, struct source *s,
     s->it = store_iter_new(st->c, prefix, plen);
     s->plen = plen;
     memcpy(key, prefix, plen);
-    chat_put_be64((unsigned char *)key + plen,
+    store_be64_put((unsigned char *)key + plen,
                   since == UINT64_MAX ? UINT64_MAX : since + 1);
     store_iter_seek(s->it, key, plen + 8);
     source_settle(st, s);
@@ -168,8 +168,8 @@ static void purge_read(struct store_contract *c, struct chat_sync *out,
         vlen == 16) {
         out->purged = true;
         out->purged_before_ms =
-            (int64_t)chat_get_be64((const unsigned char *)val);
-        *purge_seq = chat_get_be64((const unsigned char *)val + 8);
+            (int64_t)store_be64_get((const unsigned char *)val);
+        *purge_seq = store_be64_get((const unsigned char *)val + 8);
     }
     free(val);
 }

@@ -58,23 +58,6 @@ char *chat_xstrndup(const char *s, size_t n)
     return p;
 }
 
-void chat_put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-uint64_t chat_get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 bool chat_id_valid(const char *id)
 {
     size_t i;
@@ -194,14 +177,14 @@ size_t chat_key_conv(char *k, const char *gid, uint64_t seq)
 {
     k[0] = 'c';
     memcpy(k + 1, gid, CHAT_ID_LEN);
-    chat_put_be64((unsigned char *)k + 1 + CHAT_ID_LEN, seq);
+    store_be64_put((unsigned char *)k + 1 + CHAT_ID_LEN, seq);
     return 1 + CHAT_ID_LEN + 8;
 }
 
 size_t chat_key_message(char *k, uint64_t seq)
 {
     k[0] = 'm';
-    chat_put_be64((unsigned char *)k + 1, seq);
+    store_be64_put((unsigned char *)k + 1, seq);
     return 9;
 }
 
@@ -215,15 +198,15 @@ size_t chat_key_mid(char *k, const char *mid)
 size_t chat_key_time(char *k, int64_t ms, uint64_t seq)
 {
     k[0] = 't';
-    chat_put_be64((unsigned char *)k + 1, (uint64_t)ms);
-    chat_put_be64((unsigned char *)k + 9, seq);
+    store_be64_put((unsigned char *)k + 1, (uint64_t)ms);
+    store_be64_put((unsigned char *)k + 9, seq);
     return 17;
 }
 
 size_t chat_key_deletion(char *k, uint64_t seq)
 {
     k[0] = 'd';
-    chat_put_be64((unsigned char *)k + 1, seq);
+    store_be64_put((unsigned char *)k + 1, seq);
     return 9;
 }
 
@@ -251,7 +234,7 @@ uint64_t chat_counter_get(struct store_contract *c, const void *key,
     uint64_t v = 0;
 
     if (store_get(c, key, klen, &val, &vlen, NULL) == BLOBD_OK && vlen == 8)
-        v = chat_get_be64((const unsigned char *)val);
+        v = store_be64_get((const unsigned char *)val);
     free(val);
     return v;
 }

@@ -92,7 +92,7 @@ static uint64_t verify_messages(struct verify *v, struct chat_refdelta *d)
             problem(v, "message key of %zu bytes", klen);
             continue;
         }
-        seq = chat_get_be64((const unsigned char *)k + 1);
+        seq = store_be64_get((const unsigned char *)k + 1);
         if (chat_message_decode(val, vlen, seq, &m, NULL) != BLOBD_OK) {
             problem(v, "message %llu: corrupt record",
                     (unsigned long long)seq);
@@ -132,7 +132,7 @@ static void verify_indexes(struct verify *v)
                 problem(v, "%s key of %zu bytes", idx[i].name, klen);
                 continue;
             }
-            seq = chat_get_be64((const unsigned char *)k + klen - 8);
+            seq = store_be64_get((const unsigned char *)k + klen - 8);
             if (!message_exists(v, seq, &m)) {
                 problem(v, "%s entry for missing message %llu", idx[i].name,
                         (unsigned long long)seq);
@@ -151,7 +151,7 @@ static void verify_indexes(struct verify *v)
         const char *val = store_iter_value(it, &vlen);
 
         if (klen != 1 + CHAT_ID_LEN || vlen != 8 ||
-            !message_exists(v, chat_get_be64((const unsigned char *)val),
+            !message_exists(v, store_be64_get((const unsigned char *)val),
                             &m)) {
             problem(v, "message id entry %.*s points to no message",
                     (int)(klen > 1 ? klen - 1 : 0), k + 1);
@@ -184,7 +184,7 @@ static void verify_rights(struct verify *v, struct chat_refdelta *d)
             problem(v, "rights counter with a key of %zu bytes", klen);
             continue;
         }
-        have = chat_get_be64((const unsigned char *)val);
+        have = store_be64_get((const unsigned char *)val);
         expected = chat_keymap_get(d->rights, k + 1);
         if ((int64_t)have != expected) {
             store_digest_hex((const unsigned char *)k + 1, hex);
