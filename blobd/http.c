@@ -529,7 +529,7 @@ static void run_job(void *arg)
         park_insert(r);
     } else if (r->rep.park) {
         /* Shutting down: run once more with the deadline passed, so the
-         * handler answers what it has. */
+         * handler sends what it has. */
         r->rep.park = false;
         r->rr.deadline_ms = 1;
         reply_reset(&r->rep);
@@ -618,7 +618,7 @@ static void park_dispatch_due(struct http_server *srv)
     }
 }
 
-/* Shutdown: make every parked request due, to be answered at once. */
+/* Shutdown: make every parked request due, so that it is sent at once. */
 static void park_flush_all(struct http_server *srv)
 {
     pthread_mutex_lock(&srv->park_mu);
@@ -1057,7 +1057,7 @@ static enum MHD_Result first_call(struct http_req *r)
             (unsigned int)srv->app->cfg->limits.upload_rate_grace_seconds);
     if (r->route->body == BODY_UPLOAD &&
         upload_begin(r, &err) != BLOBD_OK) {
-        /* The error is answered once the body has been drained. */
+        /* The error is sent once the body has been drained. */
         body_fail(r, err.code, err.message);
     }
     r->state = REQ_READING;
